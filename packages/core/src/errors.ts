@@ -1,0 +1,69 @@
+/**
+ * The closed list of error codes onceflow raises. Callers branch on `code`, never on messages.
+ */
+export const errorCodes = [
+  /** Options given to a factory are invalid; the message says what to change. */
+  'OF_INVALID_OPTIONS',
+  /** A configurable SQL identifier (schema name, prefix) is not a plain identifier. */
+  'OF_INVALID_IDENTIFIER',
+  /** A message carries no usable id and the policy says to reject it. */
+  'OF_INVALID_MESSAGE_ID',
+  /** A handler did not finish within its time limit. */
+  'OF_HANDLER_TIMEOUT',
+  /** A handler threw; `cause` holds what it threw. */
+  'OF_HANDLER_FAILED',
+  /** A message is older than the inbox retention window and cannot be deduplicated safely. */
+  'OF_MESSAGE_TOO_OLD',
+  /** A lease (relay lane, idempotency key) is held by someone else or was lost. */
+  'OF_LEASE_LOST',
+  /** The component was stopped; no more work is accepted. */
+  'OF_STOPPED',
+  /** A required service (Kafka, Postgres) could not be reached. */
+  'OF_UNAVAILABLE',
+  /** A publish to the broker failed. */
+  'OF_PUBLISH_FAILED',
+  /** An event cannot be published and was parked. */
+  'OF_EVENT_PARKED',
+  /** The database schema is older or newer than this version of onceflow expects. */
+  'OF_SCHEMA_MISMATCH',
+  /** An idempotency key or request was refused; `details.status` holds the HTTP status. */
+  'OF_IDEMPOTENCY_REJECTED',
+] as const;
+
+/** One of {@link errorCodes}. */
+export type ErrorCode = (typeof errorCodes)[number];
+
+/** Options for {@link OnceflowError}. */
+export interface OnceflowErrorOptions {
+  /** Whether the operation may succeed when retried unchanged. Default: false. */
+  retriable?: boolean;
+  /** The underlying error. */
+  cause?: unknown;
+  /** Structured details for logs and callers. */
+  details?: Record<string, unknown>;
+}
+
+/** The one error class onceflow throws. */
+export class OnceflowError extends Error {
+  override readonly name = 'OnceflowError';
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: OnceflowErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.details = options.details ?? {};
+  }
+}
+
+/** True when `error` is an {@link OnceflowError}, optionally with the given code. */
+export function isOnceflowError(error: unknown, code?: ErrorCode): error is OnceflowError {
+  return error instanceof OnceflowError && (code === undefined || error.code === code);
+}
+
+/** Throws `OF_INVALID_OPTIONS` with a message that names the option and what to change. */
+export function invalidOptions(component: string, message: string): never {
+  throw new OnceflowError('OF_INVALID_OPTIONS', `${component}: ${message}`);
+}

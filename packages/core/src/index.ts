@@ -1,0 +1,41 @@
+export {
+  cloudEventsIdHeader,
+  type HeaderValue,
+  headerText,
+  type InboundMessage,
+  type MessageHeaders,
+  messageIdHeader,
+  type OutboxEvent,
+  type TransactionalOutbox,
+  valueAsJson,
+} from './envelope';
+export {
+  type ErrorCode,
+  errorCodes,
+  invalidOptions,
+  isOnceflowError,
+  OnceflowError,
+  type OnceflowErrorOptions,
+} from './errors';
+export { createStoppable, type StartedHandle } from './handle';
+export { newEventId } from './ids';
+export {
+  type IdSourceMessage,
+  type InvalidIdReason,
+  type MessageIdExtractor,
+  type MessageIdResult,
+  type MissingIdPolicy,
+  maxMessageIdLength,
+  missingIdPolicies,
+  type ResolveMessageIdOptions,
+  resolveMessageId,
+} from './message-id';
+export {
+  backoffDelayMs,
+  defaultRetryPolicy,
+  isTransientDatabaseError,
+  type RetryPolicy,
+  retryPolicyProblems,
+  sleep,
+  transientSqlStates,
+} from './retry';

@@ -1,0 +1,50 @@
+-- Outbox: events written in the producer's transaction, published by the relay.
+--
+-- Order: `seq` is taken by enqueue() while the transaction holds a transaction-scoped advisory
+-- lock on the event's (topic, key). A second writer of the same key waits for the first to commit
+-- or roll back before it takes its own seq, so for one key seq order is commit order. The relay
+-- never keeps a high-water mark: it reads whatever unpublished rows are visible, so a row whose
+-- transaction committed late is found on the next read, never skipped.
+CREATE SEQUENCE {{schema}}.outbox_seq AS bigint;
+
+CREATE TABLE {{schema}}.outbox (
+  seq bigint PRIMARY KEY,
+  event_id text NOT NULL,
+  lane smallint NOT NULL,
+  topic text NOT NULL,
+  key bytea,
+  value bytea,
+  header_names text[] NOT NULL DEFAULT '{}',
+  header_values bytea[] NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  attempts integer NOT NULL DEFAULT 0,
+  last_error text,
+  parked_at timestamptz
+) WITH (
+  -- A queue table: rows live seconds. Vacuum early and often so deletes never pile up as bloat.
+  autovacuum_vacuum_scale_factor = 0.0,
+  autovacuum_vacuum_threshold = 5000,
+  autovacuum_vacuum_cost_delay = 0,
+  fillfactor = 90
+);
+
+CREATE INDEX outbox_lane_seq_idx ON {{schema}}.outbox (lane, seq);
+
+-- Enqueue in one round trip: lock the key, take the order value while holding it, insert, wake the relay.
+CREATE FUNCTION {{schema}}.enqueue(
+  p_event_id text, p_lane smallint, p_lock_key integer, p_topic text, p_key bytea, p_value bytea,
+  p_header_names text[], p_header_values bytea[]
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  v_seq bigint;
+BEGIN
+  IF p_lock_key IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(hashtext('onceflow:outbox:{{schema_name}}'), p_lock_key);
+  END IF;
+  v_seq := nextval('{{schema}}.outbox_seq');
+  INSERT INTO {{schema}}.outbox (seq, event_id, lane, topic, key, value, header_names, header_values)
+  VALUES (v_seq, p_event_id, p_lane, p_topic, p_key, p_value, p_header_names, p_header_values);
+  PERFORM pg_notify('onceflow_outbox_{{schema_name}}', p_lane::text);
+  RETURN v_seq;
+END
+$$;

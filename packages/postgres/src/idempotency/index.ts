@@ -1,0 +1,2 @@
+// Public surface of this store; re-exported from ../index.ts.
+export {};

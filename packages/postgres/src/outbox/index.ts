@@ -1,0 +1,1 @@
+export { encodeOutboxEvent, enqueue, laneOf, outboxLaneCount } from './enqueue';
