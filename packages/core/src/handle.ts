@@ -10,7 +10,10 @@ export interface StartedHandle {
  * Turns a stop function into a {@link StartedHandle} whose `stop()` runs the function once and
  * returns the same promise to every later caller.
  */
-export function createStoppable<T extends object>(target: T, stopOnce: () => Promise<void>): T & StartedHandle {
+export function createStoppable<T extends object>(
+  target: T,
+  stopOnce: () => Promise<void>,
+): T & StartedHandle {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= stopOnce();

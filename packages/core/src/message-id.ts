@@ -47,13 +47,21 @@ export interface ResolveMessageIdOptions {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to reject control characters.
 const unprintable = /[\u0000-\u001f\u007f\ufffd]/;
 
-function check(raw: string | Buffer | undefined, source: 'header' | 'cloudevents' | 'custom'): MessageIdResult | undefined {
+function check(
+  raw: string | Buffer | undefined,
+  source: 'header' | 'cloudevents' | 'custom',
+): MessageIdResult | undefined {
   if (raw === undefined) return undefined;
   const text = typeof raw === 'string' ? raw : raw.toString('utf8');
   if (text.length === 0) return { ok: false, reason: 'empty', detail: `${source} id is empty` };
   if (text.length > maxMessageIdLength)
-    return { ok: false, reason: 'too-long', detail: `${source} id has ${text.length} characters, limit ${maxMessageIdLength}` };
-  if (unprintable.test(text)) return { ok: false, reason: 'not-text', detail: `${source} id is not printable UTF-8 text` };
+    return {
+      ok: false,
+      reason: 'too-long',
+      detail: `${source} id has ${text.length} characters, limit ${maxMessageIdLength}`,
+    };
+  if (unprintable.test(text))
+    return { ok: false, reason: 'not-text', detail: `${source} id is not printable UTF-8 text` };
   return { ok: true, id: text, source };
 }
 
@@ -62,7 +70,10 @@ function check(raw: string | Buffer | undefined, source: 'header' | 'cloudevents
  * one), then CloudEvents' `ce_id`; without any, the missing-id policy decides. An id that is present
  * but absurd (empty, too long, not text) is always invalid: guessing would break deduplication.
  */
-export function resolveMessageId(message: IdSourceMessage, options: ResolveMessageIdOptions = {}): MessageIdResult {
+export function resolveMessageId(
+  message: IdSourceMessage,
+  options: ResolveMessageIdOptions = {},
+): MessageIdResult {
   const custom = options.extract?.(message);
   const found =
     check(custom, 'custom') ??

@@ -26,11 +26,13 @@ export function retryPolicyProblems(policy: RetryPolicy): string[] {
   const problems: string[] = [];
   if (!Number.isInteger(policy.maxAttempts) || policy.maxAttempts < 1)
     problems.push(`maxAttempts must be an integer >= 1 (got ${policy.maxAttempts})`);
-  if (!(policy.initialDelayMs >= 0)) problems.push(`initialDelayMs must be >= 0 (got ${policy.initialDelayMs})`);
+  if (!(policy.initialDelayMs >= 0))
+    problems.push(`initialDelayMs must be >= 0 (got ${policy.initialDelayMs})`);
   if (!(policy.maxDelayMs >= policy.initialDelayMs))
     problems.push(`maxDelayMs must be >= initialDelayMs (got ${policy.maxDelayMs})`);
   if (!(policy.multiplier >= 1)) problems.push(`multiplier must be >= 1 (got ${policy.multiplier})`);
-  if (!(policy.jitter >= 0 && policy.jitter <= 1)) problems.push(`jitter must be within 0..1 (got ${policy.jitter})`);
+  if (!(policy.jitter >= 0 && policy.jitter <= 1))
+    problems.push(`jitter must be within 0..1 (got ${policy.jitter})`);
   return problems;
 }
 
@@ -38,8 +40,15 @@ export function retryPolicyProblems(policy: RetryPolicy): string[] {
  * Delay in milliseconds before attempt `attempt + 1`, given that `attempt` (1-based) just failed.
  * `random` is injectable for deterministic tests.
  */
-export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** Math.max(0, attempt - 1));
+export function backoffDelayMs(
+  policy: RetryPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(
+    policy.maxDelayMs,
+    policy.initialDelayMs * policy.multiplier ** Math.max(0, attempt - 1),
+  );
   const jitter = base * policy.jitter;
   return Math.round(base - jitter + random() * jitter * 2);
 }

@@ -18,7 +18,10 @@ export interface TransactionContext {
 }
 
 /** Binds a transaction context to a client on which a transaction is open. */
-export function createTransactionContext(client: PoolClient, options: { schema?: string } = {}): TransactionContext {
+export function createTransactionContext(
+  client: PoolClient,
+  options: { schema?: string } = {},
+): TransactionContext {
   const schema = options.schema ?? defaultSchemaName;
   return {
     db: drizzle({ client }),

@@ -1,4 +1,10 @@
-import { backoffDelayMs, defaultRetryPolicy, isTransientDatabaseError, type RetryPolicy, sleep } from '@onceflow/core';
+import {
+  backoffDelayMs,
+  defaultRetryPolicy,
+  isTransientDatabaseError,
+  type RetryPolicy,
+  sleep,
+} from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
 
 /** Options of {@link runInTransaction}. */

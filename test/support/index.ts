@@ -1,0 +1,18 @@
+export {
+  createTopic,
+  produceRaw,
+  type RawMessage,
+  type RawRecord,
+  type ReadTopicOptions,
+  readTopic,
+} from './kafka';
+export { type ChildHandle, spawnTs } from './processes';
+export {
+  brokers,
+  createTestDatabase,
+  databaseUrl,
+  serviceEnv,
+  type TestDatabase,
+  testKafka,
+  uniqueName,
+} from './services';
