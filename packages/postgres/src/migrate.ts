@@ -14,6 +14,12 @@ export interface Migration {
 export interface MigrateOptions {
   /** Schema that holds onceflow's tables; created when missing. Default: `onceflow`. */
   schema?: string;
+  /**
+   * Folder of `NNNN_name.sql` files to apply instead of onceflow's own: lets an application version its
+   * tables with the same migrator (each folder needs a schema of its own, where its versions are kept).
+   * Default: onceflow's migrations.
+   */
+  directory?: string;
 }
 
 /** What {@link migrate} did. */
@@ -24,15 +30,19 @@ export interface MigrateResult {
   version: number;
 }
 
-const migrationsDir = fileURLToPath(new URL('../migrations/', import.meta.url));
+const onceflowMigrationsDir = fileURLToPath(new URL('../migrations/', import.meta.url));
 const fileNamePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 /**
  * Loads the shipped migrations, rendered for `schema`: `{{schema}}` becomes the quoted schema and
  * `{{schema_name}}` its validated bare name (for derived names such as NOTIFY channels).
  */
-export async function loadMigrations(schema: string = defaultSchemaName): Promise<Migration[]> {
+export async function loadMigrations(
+  schema: string = defaultSchemaName,
+  directory: string = onceflowMigrationsDir,
+): Promise<Migration[]> {
   const quoted = quoteIdentifier(schema);
+  const migrationsDir = directory.endsWith('/') ? directory : `${directory}/`;
   const files = (await readdir(migrationsDir)).filter((file) => fileNamePattern.test(file)).sort();
   return Promise.all(
     files.map(async (file) => {
@@ -48,13 +58,13 @@ export async function loadMigrations(schema: string = defaultSchemaName): Promis
 }
 
 /**
- * Brings onceflow's tables in `schema` up to date. Safe to run from several processes at once: a
+ * Brings onceflow's tables in `schema` (or an application's, with `directory`) up to date. Safe to run from several processes at once: a
  * transaction-scoped advisory lock serialises them, and each migration commits with its version row.
  */
 export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = validateIdentifier(options.schema ?? defaultSchemaName);
   const quoted = quoteIdentifier(schema);
-  const migrations = await loadMigrations(schema);
+  const migrations = await loadMigrations(schema, options.directory);
   const client = await pool.connect();
   const applied: Migration[] = [];
   try {
