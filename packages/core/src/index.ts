@@ -1,3 +1,10 @@
+export type {
+  BatchControl,
+  BatchListener,
+  ConsumerTransport,
+  TransportBatch,
+  TransportMessage,
+} from './consumer-transport';
 export {
   cloudEventsIdHeader,
   type HeaderValue,

@@ -1,2 +1,12 @@
 // Public surface of this store; re-exported from ../index.ts.
-export {};
+export { type InboxTables, inboxTables } from '../schema/inbox';
+export {
+  createPgInboxStore,
+  type InboxClaim,
+  type InboxClaimEntry,
+  type InboxClaimInput,
+  type InboxRotation,
+  type InboxStore,
+  type InboxTransaction,
+  type PgInboxStoreOptions,
+} from './store';

@@ -1,0 +1,14 @@
+export { deadLetterEvent, deadLetterHeaders } from './dead-letter';
+export { createInboxEngine, type InboxEngine, type InboxEngineOptions } from './engine';
+export {
+  type DeadLetterReason,
+  defaultInboxOptions,
+  type InboxErrorInfo,
+  type InboxHandler,
+  type InboxHooks,
+  type InboxMode,
+  type InboxOptions,
+  inboxModes,
+  type ResolvedInboxOptions,
+  resolveInboxOptions,
+} from './options';

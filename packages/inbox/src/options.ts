@@ -1,0 +1,216 @@
+import {
+  defaultRetryPolicy,
+  type InboundMessage,
+  invalidOptions,
+  isOnceflowError,
+  type MessageIdExtractor,
+  type MissingIdPolicy,
+  messageIdHeader,
+  missingIdPolicies,
+  type RetryPolicy,
+  retryPolicyProblems,
+  type TransactionalOutbox,
+} from '@onceflow/core';
+import { validateIdentifier } from '@onceflow/postgres';
+
+/**
+ * Processes one message inside the transaction that also records it in the inbox. Resolving means
+ * "commit", throwing means "roll back and retry".
+ */
+export type InboxHandler<Ctx> = (message: InboundMessage, context: Ctx) => Promise<void>;
+
+/** `batch`: one transaction per fetched batch and partition; `per-message`: one per message. */
+export type InboxMode = 'batch' | 'per-message';
+
+/** The modes {@link InboxMode} accepts. */
+export const inboxModes: readonly InboxMode[] = ['batch', 'per-message'];
+
+/** Why a message went to the dead-letter topic (header `onceflow-dlq-reason`). */
+export type DeadLetterReason = 'handler-failed' | 'invalid-id' | 'too-old';
+
+/** Where something went wrong, for {@link InboxOptions.onError}. */
+export interface InboxErrorInfo {
+  topic: string;
+  partition: number;
+  /** First offset of the work that failed. */
+  offset: string;
+  /** Attempts of the message so far, when a handler failed; 0 for infrastructure errors. */
+  attempts: number;
+}
+
+/** Observation points, mainly for fault tests. */
+export interface InboxHooks {
+  /**
+   * Runs after a transaction committed and before its offset goes to the broker. A process that dies
+   * here is the classic "crash between DB commit and offset commit".
+   */
+  beforeOffsetCommit?: (info: {
+    topic: string;
+    partition: number;
+    nextOffset: string;
+  }) => Promise<void> | void;
+}
+
+/** Options shared by every inbox consumer, whatever its Kafka client. */
+export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
+  /** Consumer name: the dedup namespace (ids are unique per consumer). 1-200 characters. Required. */
+  consumer: string;
+  /** The message handler. Required. */
+  handler: InboxHandler<Ctx>;
+  /** Schema holding onceflow's tables. Default: `onceflow`. */
+  schema?: string;
+  /** Transaction granularity. Default: `batch`. */
+  mode?: InboxMode;
+  /** In batch mode, most messages per transaction. Default: 500. */
+  maxBatchSize?: number;
+  /** Header that carries the message id. Default: `message-id` (CloudEvents `ce_id` is always recognised). */
+  messageIdHeader?: string;
+  /** Custom id extraction, tried before the headers. Default: none. */
+  extractMessageId?: MessageIdExtractor;
+  /**
+   * For messages without an id: `dead-letter` them, or `derive-from-position` (`topic/partition/offset`,
+   * which protects against redelivery only, not against a producer sending an event twice).
+   * Default: `dead-letter`.
+   */
+  onMissingId?: MissingIdPolicy;
+  /**
+   * Retries of a failing handler; after `maxAttempts` the message is dead-lettered. Serialization
+   * failures and deadlocks (40001, 40P01) are retried without counting. Default: core's defaultRetryPolicy.
+   */
+  retry?: Partial<RetryPolicy>;
+  /** Time limit of one handler call in milliseconds; on expiry its transaction is killed. Default: 30000. */
+  handlerTimeoutMs?: number;
+  /** Dead-letter topic for a source topic. Default: `${topic}.dlq`. */
+  deadLetterTopic?: string | ((topic: string) => string);
+  /**
+   * Duplicate-protection horizon in seconds: inbox rows are kept at least this long, and messages
+   * with a timestamp older than this are dead-lettered as `too-old` instead of processed.
+   * Default: 604800 (7 days).
+   */
+  retentionSeconds?: number;
+  /** How often this consumer tries to rotate inbox generations, in milliseconds; 0 disables. Default: 60000. */
+  pruneIntervalMs?: number;
+  /** Reports errors that are retried (handler failures, database outages). Default: logs to stderr. */
+  onError?: (error: unknown, info: InboxErrorInfo) => void;
+  /** Observation hooks. Default: none. */
+  hooks?: InboxHooks;
+}
+
+/** The defaults of {@link InboxOptions}. */
+export const defaultInboxOptions = Object.freeze({
+  schema: 'onceflow',
+  mode: 'batch' as InboxMode,
+  maxBatchSize: 500,
+  messageIdHeader,
+  onMissingId: 'dead-letter' as MissingIdPolicy,
+  retry: defaultRetryPolicy,
+  handlerTimeoutMs: 30_000,
+  retentionSeconds: 7 * 24 * 3600,
+  pruneIntervalMs: 60_000,
+});
+
+/** Options after validation and defaults. */
+export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
+  consumer: string;
+  handler: InboxHandler<Ctx>;
+  schema: string;
+  mode: InboxMode;
+  maxBatchSize: number;
+  messageIdHeader: string;
+  extractMessageId: MessageIdExtractor | undefined;
+  onMissingId: MissingIdPolicy;
+  retry: RetryPolicy;
+  handlerTimeoutMs: number;
+  deadLetterTopic: (topic: string) => string;
+  retentionSeconds: number;
+  pruneIntervalMs: number;
+  onError: (error: unknown, info: InboxErrorInfo) => void;
+  hooks: InboxHooks;
+}
+
+const component = 'inbox consumer';
+
+function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max)
+    invalidOptions(component, `${name} must be an integer between 1 and ${max} (got ${String(value)})`);
+  return value;
+}
+
+function defaultOnError(error: unknown, info: InboxErrorInfo): void {
+  const text = error instanceof Error ? error.message : String(error);
+  console.error(
+    `onceflow inbox: ${info.topic}[${info.partition}]@${info.offset} attempt ${info.attempts}: ${text}`,
+  );
+}
+
+/** Validates options and applies defaults; throws OF_INVALID_OPTIONS saying what to change. */
+export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>(
+  options: InboxOptions<Ctx>,
+): ResolvedInboxOptions<Ctx> {
+  if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
+  const d = defaultInboxOptions;
+  if (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 200)
+    invalidOptions(component, 'consumer must be a name of 1-200 characters (it namespaces the dedup ids)');
+  if (typeof options.handler !== 'function') invalidOptions(component, 'handler must be an async function');
+  const schema = options.schema ?? d.schema;
+  try {
+    validateIdentifier(schema, 'schema');
+  } catch (error) {
+    if (isOnceflowError(error)) invalidOptions(component, error.message);
+    throw error;
+  }
+  const mode = options.mode ?? d.mode;
+  if (!inboxModes.includes(mode))
+    invalidOptions(component, `mode must be one of ${inboxModes.join(', ')} (got ${JSON.stringify(mode)})`);
+  const onMissingId = options.onMissingId ?? d.onMissingId;
+  if (!missingIdPolicies.includes(onMissingId))
+    invalidOptions(
+      component,
+      `onMissingId must be one of ${missingIdPolicies.join(', ')} (got ${JSON.stringify(onMissingId)})`,
+    );
+  const header = options.messageIdHeader ?? d.messageIdHeader;
+  if (typeof header !== 'string' || header.length === 0)
+    invalidOptions(component, 'messageIdHeader must be a non-empty header name');
+  if (options.extractMessageId !== undefined && typeof options.extractMessageId !== 'function')
+    invalidOptions(component, 'extractMessageId must be a function returning the id or undefined');
+  const retry: RetryPolicy = { ...d.retry, ...options.retry };
+  const problems = retryPolicyProblems(retry);
+  if (problems.length > 0) invalidOptions(component, `retry: ${problems.join('; ')}`);
+  const dlq = options.deadLetterTopic;
+  if (dlq !== undefined && typeof dlq !== 'function' && (typeof dlq !== 'string' || dlq.length === 0))
+    invalidOptions(component, 'deadLetterTopic must be a topic name or a function of the source topic');
+  const pruneIntervalMs = options.pruneIntervalMs ?? d.pruneIntervalMs;
+  if (pruneIntervalMs !== 0) positiveInteger('pruneIntervalMs (0 disables pruning)', pruneIntervalMs);
+  if (options.onError !== undefined && typeof options.onError !== 'function')
+    invalidOptions(component, 'onError must be a function');
+  return {
+    consumer: options.consumer,
+    handler: options.handler,
+    schema,
+    mode,
+    maxBatchSize: positiveInteger('maxBatchSize', options.maxBatchSize ?? d.maxBatchSize, 100_000),
+    messageIdHeader: header,
+    extractMessageId: options.extractMessageId,
+    onMissingId,
+    retry,
+    handlerTimeoutMs: positiveInteger(
+      'handlerTimeoutMs',
+      options.handlerTimeoutMs ?? d.handlerTimeoutMs,
+      2 ** 31 - 1,
+    ),
+    deadLetterTopic:
+      typeof dlq === 'function'
+        ? dlq
+        : typeof dlq === 'string'
+          ? () => dlq
+          : (topic: string) => `${topic}.dlq`,
+    retentionSeconds: positiveInteger(
+      'retentionSeconds',
+      options.retentionSeconds ?? d.retentionSeconds,
+      2 ** 31 - 1,
+    ),
+    pruneIntervalMs,
+    onError: options.onError ?? defaultOnError,
+    hooks: options.hooks ?? {},
+  };
+}

@@ -1,0 +1,252 @@
+import {
+  type BatchControl,
+  backoffDelayMs,
+  type InboundMessage,
+  isOnceflowError,
+  isTransientDatabaseError,
+  OnceflowError,
+  resolveMessageId,
+  sleep,
+  type TransactionalOutbox,
+  type TransportBatch,
+} from '@onceflow/core';
+import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
+import { deadLetterEvent } from './dead-letter';
+import type { DeadLetterReason, ResolvedInboxOptions } from './options';
+
+/** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
+interface Entry {
+  message: InboundMessage;
+  invalid: string | undefined;
+}
+
+/** How a transaction ended. `failedIndex` is set when a handler (or dead-lettering) of that entry threw. */
+type TxResult =
+  | { ok: true; claim: InboxClaim }
+  | { ok: false; error: unknown; failedIndex: number | undefined };
+
+/** What a transaction does with its new entries: run the handler, or dead-letter them after failures. */
+type Disposition = { kind: 'handle' } | { kind: 'give-up'; error: unknown; attempts: number };
+
+/** Everything a batch run needs from the engine. */
+export interface BatchRunner<Ctx extends { outbox: TransactionalOutbox }> {
+  options: ResolvedInboxOptions<Ctx>;
+  store: InboxStore<Ctx>;
+  /** Aborted when the consumer stops. */
+  stopSignal: AbortSignal;
+}
+
+function toEntries(
+  batch: TransportBatch,
+  options: ResolvedInboxOptions<{ outbox: TransactionalOutbox }>,
+): Entry[] {
+  const idOptions = {
+    header: options.messageIdHeader,
+    onMissing: options.onMissingId,
+    ...(options.extractMessageId ? { extract: options.extractMessageId } : {}),
+  };
+  return batch.messages.map((raw) => {
+    const base = { topic: batch.topic, partition: batch.partition, ...raw };
+    let result: ReturnType<typeof resolveMessageId>;
+    try {
+      result = resolveMessageId(base, idOptions);
+    } catch (error) {
+      result = { ok: false, reason: 'not-text', detail: `id extractor threw: ${String(error)}` };
+    }
+    if (result.ok)
+      return { message: { ...base, id: result.id, idSource: result.source }, invalid: undefined };
+    const id = `${batch.topic}/${batch.partition}/${raw.offset}`;
+    return { message: { ...base, id, idSource: 'position' }, invalid: `${result.reason}: ${result.detail}` };
+  });
+}
+
+/**
+ * Processes one fetched batch of one partition: transactions over runs of messages, isolation of a
+ * failing message with retries in place (partition order is kept), dead letters after the limit, and
+ * the broker offset commit strictly after each database commit. Returns early, leaving the rest for
+ * redelivery, when the consumer stops or loses the partition.
+ */
+export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
+  runner: BatchRunner<Ctx>,
+  batch: TransportBatch,
+  control: BatchControl,
+): Promise<void> {
+  const { options, store, stopSignal } = runner;
+  const { topic, partition } = batch;
+  const active = (): boolean => !stopSignal.aborted && control.isActive();
+
+  async function pause(ms: number): Promise<boolean> {
+    await sleep(ms, stopSignal);
+    if (!active()) return false;
+    try {
+      await control.heartbeat();
+    } catch {
+      return false;
+    }
+    return active();
+  }
+
+  async function runHandler(tx: InboxTransaction<Ctx>, message: InboundMessage): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const work = Promise.resolve().then(() => options.handler(message, tx.context));
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new OnceflowError('OF_HANDLER_TIMEOUT', `handler exceeded ${options.handlerTimeoutMs} ms`, {
+              retriable: true,
+              details: { topic, partition, offset: message.offset },
+            }),
+          ),
+        options.handlerTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([work, expired]);
+    } catch (error) {
+      if (isOnceflowError(error, 'OF_HANDLER_TIMEOUT')) {
+        // The handler keeps running; kill its connection so nothing it still writes can commit.
+        work.catch(() => undefined);
+        await tx.abandon();
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function deadLetter(
+    ctx: Ctx,
+    entry: Entry,
+    reason: DeadLetterReason,
+    error: unknown,
+    attempts: number,
+  ) {
+    await ctx.outbox.enqueue(
+      deadLetterEvent(entry.message, {
+        consumer: options.consumer,
+        topic: options.deadLetterTopic(topic),
+        reason,
+        error,
+        attempts,
+      }),
+    );
+  }
+
+  async function runTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
+    let tx: InboxTransaction<Ctx>;
+    try {
+      tx = await store.begin();
+    } catch (error) {
+      return { ok: false, error, failedIndex: undefined };
+    }
+    let current: number | undefined;
+    try {
+      const claim = await tx.claim({
+        consumer: options.consumer,
+        topic,
+        partition,
+        entries: entries.map((entry) => ({ id: entry.message.id, offset: entry.message.offset })),
+      });
+      const oldest = Date.now() - options.retentionSeconds * 1000;
+      for (const [index, entry] of entries.entries()) {
+        if (!claim.fresh.has(entry.message.offset)) continue;
+        current = index;
+        if (entry.invalid !== undefined) await deadLetter(tx.context, entry, 'invalid-id', entry.invalid, 0);
+        else if (entry.message.timestamp < oldest)
+          await deadLetter(
+            tx.context,
+            entry,
+            'too-old',
+            `message timestamp ${new Date(entry.message.timestamp).toISOString()} is older than the ${options.retentionSeconds} s retention window`,
+            0,
+          );
+        else if (disposition.kind === 'give-up')
+          await deadLetter(tx.context, entry, 'handler-failed', disposition.error, disposition.attempts);
+        else await runHandler(tx, entry.message);
+      }
+      current = undefined;
+      await tx.commit();
+      return { ok: true, claim };
+    } catch (error) {
+      await tx.rollback();
+      return { ok: false, error, failedIndex: isTransientDatabaseError(error) ? undefined : current };
+    }
+  }
+
+  async function committed(entries: Entry[], claim: InboxClaim): Promise<void> {
+    const prior = BigInt(claim.priorNextOffset);
+    const end = BigInt(entries.at(-1)!.message.offset) + 1n;
+    const next = (prior > end ? prior : end).toString();
+    await options.hooks.beforeOffsetCommit?.({ topic, partition, nextOffset: next });
+    await control.commit(next);
+    // The database is ahead of the broker (an earlier owner got further): skip what it already did.
+    if (prior > end) control.seek(next);
+  }
+
+  function report(error: unknown, entries: Entry[], attempts: number): void {
+    try {
+      options.onError(error, { topic, partition, offset: entries[0]!.message.offset, attempts });
+    } catch {
+      // A failing reporter must not stop processing.
+    }
+  }
+
+  /** Runs `entries` in as few transactions as possible; false when interrupted. */
+  async function processRun(entries: Entry[]): Promise<boolean> {
+    let pending = entries;
+    let outages = 0;
+    while (pending.length > 0) {
+      if (!active()) return false;
+      const result = await runTransaction(pending, { kind: 'handle' });
+      if (result.ok) {
+        await committed(pending, result.claim);
+        return true;
+      }
+      if (result.failedIndex === undefined) {
+        // Database outage or lost race (40001/40P01): not the message's fault, retry the same run.
+        outages++;
+        report(result.error, pending, 0);
+        if (!(await pause(backoffDelayMs(options.retry, outages)))) return false;
+        continue;
+      }
+      const failed = result.failedIndex;
+      report(result.error, pending.slice(failed), 1);
+      if (failed > 0 && !(await processRun(pending.slice(0, failed)))) return false;
+      if (!(await processFailing(pending[failed]!, result.error))) return false;
+      pending = pending.slice(failed + 1);
+    }
+    return true;
+  }
+
+  /** Retries one message alone until it succeeds or is dead-lettered; false when interrupted. */
+  async function processFailing(entry: Entry, firstError: unknown): Promise<boolean> {
+    let attempts = 1;
+    let lastError = firstError;
+    for (;;) {
+      if (!(await pause(backoffDelayMs(options.retry, attempts)))) return false;
+      const giveUp = attempts >= options.retry.maxAttempts;
+      const result = await runTransaction(
+        [entry],
+        giveUp ? { kind: 'give-up', error: lastError, attempts } : { kind: 'handle' },
+      );
+      if (result.ok) {
+        await committed([entry], result.claim);
+        return true;
+      }
+      if (result.failedIndex === undefined || giveUp) {
+        report(result.error, [entry], 0);
+        continue;
+      }
+      attempts++;
+      lastError = result.error;
+      report(result.error, [entry], attempts);
+    }
+  }
+
+  const entries = toEntries(batch, options as ResolvedInboxOptions<{ outbox: TransactionalOutbox }>);
+  const size = options.mode === 'batch' ? options.maxBatchSize : 1;
+  for (let start = 0; start < entries.length; start += size) {
+    if (!(await processRun(entries.slice(start, start + size)))) return;
+  }
+}

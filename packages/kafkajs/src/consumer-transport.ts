@@ -1,0 +1,115 @@
+import type { BatchControl, ConsumerTransport, MessageHeaders, TransportMessage } from '@onceflow/core';
+import type { Consumer, ConsumerConfig, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+
+/** Options of {@link createKafkajsConsumerTransport}. */
+export interface KafkajsConsumerTransportOptions {
+  /** The kafkajs client. Required. */
+  kafka: Kafka;
+  /** Consumer group id. Required. */
+  groupId: string;
+  /** Topics to subscribe to. Required, at least one. */
+  topics: readonly string[];
+  /** Where a group without committed offsets starts: true for the earliest offset. Default: true. */
+  fromBeginning?: boolean;
+  /** Partitions processed in parallel by this instance (kafkajs `partitionsConsumedConcurrently`). Default: 3. */
+  partitionsConsumedConcurrently?: number;
+  /**
+   * Further kafkajs consumer settings (session timeout, fetch sizes...). `groupId` is set from the
+   * option above. Default: kafkajs's defaults.
+   */
+  consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
+}
+
+function firstHeaderValues(headers: IHeaders | undefined): MessageHeaders {
+  const result: MessageHeaders = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    result[name] = Array.isArray(value) ? value[0] : value;
+  }
+  return result;
+}
+
+function toTransportMessage(message: KafkaMessage): TransportMessage {
+  return {
+    offset: message.offset,
+    timestamp: Number(message.timestamp),
+    key: message.key ?? null,
+    value: message.value ?? null,
+    headers: firstHeaderValues(message.headers),
+  };
+}
+
+/**
+ * The inbox's {@link ConsumerTransport} on a kafkajs consumer: `eachBatch` with auto-commit and
+ * auto-resolve off. Ownership is tracked from the group's join events; offsets are committed only for
+ * partitions this member owns in the current generation, and never while a rebalance is under way.
+ */
+export function createKafkajsConsumerTransport(options: KafkajsConsumerTransportOptions): ConsumerTransport {
+  let consumer: Consumer | undefined;
+  // topic → owned partitions; undefined while (re)joining, so nothing is committed then.
+  let assignment: Map<string, Set<number>> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const owns = (topic: string, partition: number): boolean => assignment?.get(topic)?.has(partition) ?? false;
+
+  return {
+    async run(listener) {
+      if (consumer) throw new Error('kafkajs consumer transport: run() was already called');
+      const created = options.kafka.consumer({ ...options.consumerConfig, groupId: options.groupId });
+      consumer = created;
+      created.on(created.events.GROUP_JOIN, (event) => {
+        assignment = new Map(
+          Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => [
+            topic,
+            new Set(partitions),
+          ]),
+        );
+      });
+      created.on(created.events.REBALANCING, () => {
+        assignment = undefined;
+      });
+      created.on(created.events.STOP, () => {
+        assignment = undefined;
+      });
+      await created.connect();
+      await created.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
+      await created.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
+        eachBatch: async (payload) => {
+          const { topic, partition } = payload.batch;
+          const control: BatchControl = {
+            isActive: () =>
+              stopping === undefined && payload.isRunning() && !payload.isStale() && owns(topic, partition),
+            async commit(nextOffset) {
+              payload.resolveOffset((BigInt(nextOffset) - 1n).toString());
+              if (!owns(topic, partition)) return;
+              try {
+                await payload.commitOffsetsIfNecessary({
+                  topics: [{ topic, partitions: [{ partition, offset: nextOffset }] }],
+                });
+              } catch {
+                // The database holds the position; a lost broker commit only costs a skipped redelivery.
+              }
+            },
+            seek(nextOffset) {
+              created.seek({ topic, partition, offset: nextOffset });
+            },
+            heartbeat: () => payload.heartbeat(),
+          };
+          await listener(
+            { topic, partition, messages: payload.batch.messages.map(toTransportMessage) },
+            control,
+          );
+        },
+      });
+    },
+    stop() {
+      stopping ??= (async () => {
+        // disconnect() stops the runner first, which waits for the batch in flight to return.
+        await consumer?.disconnect();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export { createInboxConsumer, type InboxConsumer, type InboxConsumerOptions } from './consumer';
+export { createKafkajsConsumerTransport, type KafkajsConsumerTransportOptions } from './consumer-transport';

@@ -1,0 +1,166 @@
+import type { Pool, PoolClient } from 'pg';
+import { createTransactionContext, type TransactionContext } from '../context';
+import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
+
+/** One message to claim: its dedup id and offset. */
+export interface InboxClaimEntry {
+  readonly id: string;
+  /** Kafka offset as a decimal string. */
+  readonly offset: string;
+}
+
+/** Messages of one partition to claim in the current transaction. */
+export interface InboxClaimInput {
+  readonly consumer: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** In offset order, ids unique within the input. */
+  readonly entries: readonly InboxClaimEntry[];
+}
+
+/** What a claim found. */
+export interface InboxClaim {
+  /** The partition's stored next offset before this claim (`"0"` when none was stored). */
+  readonly priorNextOffset: string;
+  /** Offsets of the entries that are new: not below the position, id not seen before. Handle these. */
+  readonly fresh: ReadonlySet<string>;
+}
+
+/** An open transaction of the inbox store. */
+export interface InboxTransaction<Ctx> {
+  /** The handler's view of the transaction. */
+  readonly context: Ctx;
+  /**
+   * Locks the partition's position, advances it past the entries and records the new ids. Must be
+   * the first statement of the transaction.
+   */
+  claim(input: InboxClaimInput): Promise<InboxClaim>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+  /**
+   * Ends the transaction by closing its connection and terminating its backend, so that writes a
+   * timed-out handler still makes fail instead of committing.
+   */
+  abandon(): Promise<void>;
+}
+
+/** Outcome of one rotation attempt; see migrations/0001_inbox.sql. */
+export type InboxRotation = 'rotated' | 'not-due' | 'retention-pending' | 'no-consumers' | 'lock-timeout';
+
+/** Storage of the inbox engine. The Postgres implementation is {@link createPgInboxStore}. */
+export interface InboxStore<Ctx = TransactionContext> {
+  /** Opens a transaction. */
+  begin(): Promise<InboxTransaction<Ctx>>;
+  /** Records a consumer's retention window; rotation keeps rows for the longest declared window. */
+  declareRetention(consumer: string, retentionSeconds: number): Promise<void>;
+  /** Starts a new generation if one is due, truncating the oldest. */
+  rotate(): Promise<InboxRotation>;
+}
+
+/** Options of {@link createPgInboxStore}. */
+export interface PgInboxStoreOptions {
+  /** Schema holding onceflow's tables. Default: `onceflow`. */
+  schema?: string;
+  /** Longest wait for the rotation lock, in milliseconds. Default: 2000. */
+  rotationLockTimeoutMs?: number;
+}
+
+/** The inbox store on a pg Pool, using the functions of migrations/0001_inbox.sql. */
+export function createPgInboxStore(
+  pool: Pool,
+  options: PgInboxStoreOptions = {},
+): InboxStore<TransactionContext> {
+  const schema = validateIdentifier(options.schema ?? defaultSchemaName);
+  const quoted = quoteIdentifier(schema);
+  const lockTimeoutMs = Math.max(1, Math.floor(options.rotationLockTimeoutMs ?? 2_000));
+  const claimSql = `SELECT prior_next_offset::text AS prior, fresh_offsets::text[] AS fresh FROM ${quoted}.inbox_claim($1, $2, $3, $4::text[], $5::bigint[])`;
+
+  async function begin(): Promise<InboxTransaction<TransactionContext>> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+    let released = false;
+    const release = (destroy: boolean): void => {
+      if (released) return;
+      released = true;
+      client.release(destroy);
+    };
+    return {
+      context: createTransactionContext(client, { schema }),
+      async claim(input) {
+        const ids = input.entries.map((entry) => entry.id);
+        const offsets = input.entries.map((entry) => entry.offset);
+        const { rows } = await client.query<{ prior: string; fresh: string[] }>(claimSql, [
+          input.consumer,
+          input.topic,
+          input.partition,
+          ids,
+          offsets,
+        ]);
+        const row = rows[0]!;
+        return { priorNextOffset: row.prior, fresh: new Set(row.fresh) };
+      },
+      async commit() {
+        try {
+          await client.query('COMMIT');
+          release(false);
+        } catch (error) {
+          release(true);
+          throw error;
+        }
+      },
+      async rollback() {
+        if (released) return;
+        try {
+          await client.query('ROLLBACK');
+          release(false);
+        } catch {
+          release(true);
+        }
+      },
+      async abandon() {
+        if (released) return;
+        const pid = (client as PoolClient & { processID?: number }).processID;
+        release(true);
+        if (typeof pid === 'number')
+          await pool.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined);
+      },
+    };
+  }
+
+  return {
+    begin,
+    async declareRetention(consumer, retentionSeconds) {
+      await pool.query(
+        `INSERT INTO ${quoted}.inbox_retention (consumer, retention_seconds) VALUES ($1, $2)
+         ON CONFLICT (consumer) DO UPDATE SET retention_seconds = EXCLUDED.retention_seconds, declared_at = now()`,
+        [consumer, retentionSeconds],
+      );
+    },
+    async rotate() {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
+        const { rows } = await client.query<{ outcome: InboxRotation }>(
+          `SELECT ${quoted}.inbox_rotate() AS outcome`,
+        );
+        await client.query('COMMIT');
+        return rows[0]!.outcome;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        if ((error as { code?: unknown }).code === '55P03') return 'lock-timeout';
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+  };
+}
