@@ -37,6 +37,7 @@ export {
   type ResolveMessageIdOptions,
   resolveMessageId,
 } from './message-id';
+export type { LanePublisher, PublisherTransport, PublishRecord } from './publisher-transport';
 export {
   backoffDelayMs,
   defaultRetryPolicy,

@@ -1,2 +1,9 @@
 export { createInboxConsumer, type InboxConsumer, type InboxConsumerOptions } from './consumer';
 export { createKafkajsConsumerTransport, type KafkajsConsumerTransportOptions } from './consumer-transport';
+export { createOutboxRelay, type OutboxRelayOptions } from './outbox-relay';
+export {
+  classifyPublishError,
+  createKafkajsPublisherTransport,
+  defaultKafkajsPublisherOptions,
+  type KafkajsPublisherOptions,
+} from './publisher';

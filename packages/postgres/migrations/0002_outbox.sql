@@ -30,6 +30,9 @@ CREATE TABLE {{schema}}.outbox (
 
 CREATE INDEX outbox_lane_seq_idx ON {{schema}}.outbox (lane, seq);
 
+-- Parked rows are rare; the claim query probes this small index to hold back their keys.
+CREATE INDEX outbox_parked_idx ON {{schema}}.outbox (lane, topic, key) WHERE parked_at IS NOT NULL;
+
 -- Enqueue in one round trip: lock the key, take the order value while holding it, insert, wake the relay.
 CREATE FUNCTION {{schema}}.enqueue(
   p_event_id text, p_lane smallint, p_lock_key integer, p_topic text, p_key bytea, p_value bytea,
@@ -48,3 +51,21 @@ BEGIN
   RETURN v_seq;
 END
 $$;
+
+-- Lane leases: one row per lane, owned by at most one relay. A lease lives until `expires_at`
+-- unless its owner renews it; every takeover increments `epoch`, and a relay settles a batch only
+-- while owner and epoch are still its own, so a relay that lost its lane cannot delete rows.
+CREATE TABLE {{schema}}.outbox_lanes (
+  lane smallint PRIMARY KEY,
+  owner text,
+  epoch bigint NOT NULL DEFAULT 0,
+  expires_at timestamptz
+);
+INSERT INTO {{schema}}.outbox_lanes (lane) SELECT generate_series(0, 15);
+
+-- Live relays, for a fair share of lanes: each relay targets ceil(lanes / live relays).
+CREATE TABLE {{schema}}.outbox_relays (
+  relay_id text PRIMARY KEY,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);

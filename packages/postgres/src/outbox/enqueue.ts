@@ -42,7 +42,10 @@ export function laneOf(topic: string, key: Buffer): { lane: number; lockKey: num
 /** Validates and encodes an event; throws OF_INVALID_OPTIONS for what can never be published. */
 export function encodeOutboxEvent(event: OutboxEvent): EncodedEvent {
   if (typeof event.topic !== 'string' || event.topic.length === 0 || event.topic.length > 249)
-    throw new OnceflowError('OF_INVALID_OPTIONS', 'outbox event: topic must be a non-empty string of at most 249 characters');
+    throw new OnceflowError(
+      'OF_INVALID_OPTIONS',
+      'outbox event: topic must be a non-empty string of at most 249 characters',
+    );
   const eventId = event.id ?? newEventId();
   const key = event.key === null || event.key === undefined ? null : toBuffer(event.key);
   const headerNames: string[] = [messageIdHeader];
@@ -52,8 +55,19 @@ export function encodeOutboxEvent(event: OutboxEvent): EncodedEvent {
     headerNames.push(name);
     headerValues.push(toBuffer(value));
   }
-  const route = key === null ? { lane: Math.floor(Math.random() * outboxLaneCount), lockKey: null } : laneOf(event.topic, key);
-  return { eventId, ...route, topic: event.topic, key, value: encodeValue(event.value), headerNames, headerValues };
+  const route =
+    key === null
+      ? { lane: Math.floor(Math.random() * outboxLaneCount), lockKey: null }
+      : laneOf(event.topic, key);
+  return {
+    eventId,
+    ...route,
+    topic: event.topic,
+    key,
+    value: encodeValue(event.value),
+    headerNames,
+    headerValues,
+  };
 }
 
 /**
@@ -69,9 +83,21 @@ export async function enqueue(
 ): Promise<string> {
   const fn = `${quoteIdentifier(options.schema ?? defaultSchemaName)}.enqueue`;
   const row = encodeOutboxEvent(event);
-  const values = [row.eventId, row.lane, row.lockKey, row.topic, row.key, row.value, row.headerNames, row.headerValues];
+  const values = [
+    row.eventId,
+    row.lane,
+    row.lockKey,
+    row.topic,
+    row.key,
+    row.value,
+    row.headerNames,
+    row.headerValues,
+  ];
   if (isPgQueryable(tx)) {
-    await tx.query(`SELECT ${fn}($1, $2::smallint, $3::integer, $4, $5::bytea, $6::bytea, $7::text[], $8::bytea[])`, values);
+    await tx.query(
+      `SELECT ${fn}($1, $2::smallint, $3::integer, $4, $5::bytea, $6::bytea, $7::text[], $8::bytea[])`,
+      values,
+    );
   } else {
     await tx.execute(
       sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${row.headerNames}::text[], ${row.headerValues}::bytea[])`,

@@ -1,0 +1,1 @@
+export { type CliIo, createCli, main } from './main';

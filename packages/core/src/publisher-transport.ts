@@ -1,0 +1,42 @@
+/** One record the outbox relay hands to a publisher. */
+export interface PublishRecord {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Always contains `message-id`. */
+  headers: Record<string, Buffer>;
+}
+
+/**
+ * The publisher of one outbox lane. A publish is all-or-nothing for consumers reading committed
+ * data: either every record of the call becomes visible, in order, or none does.
+ *
+ * Errors are {@link OnceflowError}s the relay branches on:
+ * - `OF_LEASE_LOST`: a newer publisher for the same lane fenced this one; it must be closed and
+ *   never reopened unless the lane's lease is confirmed again.
+ * - `OF_PUBLISH_FAILED` with `retriable: true`: transient (broker unreachable, leader moving);
+ *   publish the same records again later.
+ * - `OF_PUBLISH_FAILED` with `retriable: false`: at least one record can never be published (too
+ *   large, rejected as invalid); the relay narrows down which and parks it.
+ */
+export interface LanePublisher {
+  /** Publishes `records` in order; resolves once the broker acknowledged all of them from all in-sync replicas. */
+  publish(records: readonly PublishRecord[]): Promise<void>;
+  /** Releases the lane's connection. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * What the relay engine needs from a Kafka client. Implemented for kafkajs in `@onceflow/kafkajs`;
+ * another client can implement it without the engine changing.
+ */
+export interface PublisherTransport {
+  /**
+   * Opens the publisher of one lane. `fencingId` is stable for a lane (schema and lane number);
+   * opening a publisher with it must fence every earlier publisher opened with the same id, so
+   * that a relay which lost the lane cannot publish behind the new owner's back.
+   */
+  openLane(fencingId: string): Promise<LanePublisher>;
+  /** Releases whatever the transport shares between lanes. Safe to call twice. */
+  close(): Promise<void>;
+}

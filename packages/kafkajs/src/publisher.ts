@@ -1,0 +1,187 @@
+import {
+  invalidOptions,
+  type LanePublisher,
+  OnceflowError,
+  type PublisherTransport,
+  type PublishRecord,
+} from '@onceflow/core';
+import { type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
+
+/** Options of {@link createKafkajsPublisherTransport}. */
+export interface KafkajsPublisherOptions {
+  /**
+   * Broker-side limit in milliseconds for one open transaction; a publisher that dies mid-batch
+   * holds read_committed consumers of its partitions back at most this long (less when another
+   * relay takes the lane over first). Default: 60000.
+   */
+  transactionTimeoutMs?: number;
+  /** Retries of kafkajs itself per request before the relay's own backoff takes over. Default: 2. */
+  requestRetries?: number;
+}
+
+/** Defaults of {@link KafkajsPublisherOptions}. */
+export const defaultKafkajsPublisherOptions = Object.freeze({
+  transactionTimeoutMs: 60_000,
+  requestRetries: 2,
+});
+
+// Errors that mean a newer producer with our transactional id exists: we were fenced.
+const fencedCodes = new Set([47 /* INVALID_PRODUCER_EPOCH */, 90 /* PRODUCER_FENCED */]);
+// Errors that will recur for these records however often they are retried.
+const permanentCodes = new Set([
+  10 /* MESSAGE_TOO_LARGE */, 17 /* INVALID_TOPIC_EXCEPTION */, 18 /* RECORD_LIST_TOO_LARGE */,
+  87 /* INVALID_RECORD */,
+]);
+
+interface KafkajsErrorLike {
+  code?: unknown;
+  type?: unknown;
+  originalError?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+}
+
+/** Kafka error codes found anywhere in a kafkajs error (retries and aggregates wrap the broker's answer). */
+function protocolCodes(error: unknown, found = new Set<number>(), depth = 0): Set<number> {
+  if (depth > 6 || error === null || typeof error !== 'object') return found;
+  const e = error as KafkajsErrorLike;
+  if (typeof e.code === 'number') found.add(e.code);
+  if (e.type === 'INVALID_PRODUCER_EPOCH') found.add(47);
+  protocolCodes(e.originalError, found, depth + 1);
+  protocolCodes(e.cause, found, depth + 1);
+  if (Array.isArray(e.errors)) for (const inner of e.errors) protocolCodes(inner, found, depth + 1);
+  return found;
+}
+
+/** Maps a kafkajs failure to the relay's error contract (see {@link LanePublisher}). */
+export function classifyPublishError(error: unknown, fencingId: string): OnceflowError {
+  const codes = [...protocolCodes(error)];
+  const message = error instanceof Error ? error.message : String(error);
+  if (codes.some((code) => fencedCodes.has(code)))
+    return new OnceflowError(
+      'OF_LEASE_LOST',
+      `publisher ${fencingId} was fenced by a newer one: ${message}`,
+      {
+        cause: error,
+        details: { fencingId },
+      },
+    );
+  if (codes.some((code) => permanentCodes.has(code)))
+    return new OnceflowError('OF_PUBLISH_FAILED', `broker refused the records: ${message}`, {
+      cause: error,
+      retriable: false,
+      details: { fencingId, codes },
+    });
+  return new OnceflowError('OF_PUBLISH_FAILED', `publish failed, will retry: ${message}`, {
+    cause: error,
+    retriable: true,
+    details: { fencingId, codes },
+  });
+}
+
+function groupByTopic(records: readonly PublishRecord[]): { topic: string; messages: Message[] }[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const record of records) {
+    const messages = byTopic.get(record.topic) ?? [];
+    if (messages.length === 0) byTopic.set(record.topic, messages);
+    messages.push({ key: record.key, value: record.value, headers: record.headers });
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/**
+ * Publishes one lane through its own kafkajs transactional producer, whose transactional id is the
+ * lane's fencing id. Opening it runs InitProducerId, which bumps the producer epoch: a relay still
+ * holding an older producer for the lane gets INVALID_PRODUCER_EPOCH on its next send or commit, and
+ * its open transaction is aborted, invisible to read_committed consumers.
+ */
+async function openLanePublisher(
+  kafka: Kafka,
+  fencingId: string,
+  options: Required<KafkajsPublisherOptions>,
+): Promise<LanePublisher> {
+  const producer: Producer = kafka.producer({
+    transactionalId: fencingId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionTimeout: options.transactionTimeoutMs,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: options.requestRetries, initialRetryTime: 100, maxRetryTime: 2_000 },
+  });
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= producer.disconnect().catch(() => undefined);
+    return closed;
+  };
+  try {
+    await producer.connect();
+    // kafkajs initialises the transactional producer id lazily, on the first transaction; do it now so
+    // the fence is up before this relay reads a single row of the lane.
+    const fence = await producer.transaction();
+    await fence.abort();
+  } catch (error) {
+    await close();
+    throw classifyPublishError(error, fencingId);
+  }
+  return {
+    async publish(records) {
+      if (records.length === 0) return;
+      if (closed)
+        throw new OnceflowError('OF_STOPPED', `publisher ${fencingId} is closed`, { retriable: true });
+      let transaction: Awaited<ReturnType<Producer['transaction']>> | undefined;
+      try {
+        transaction = await producer.transaction();
+        await transaction.sendBatch({ topicMessages: groupByTopic(records), acks: -1 });
+        await transaction.commit();
+      } catch (error) {
+        if (transaction?.isActive()) await transaction.abort().catch(() => undefined);
+        throw classifyPublishError(error, fencingId);
+      }
+    },
+    close,
+  };
+}
+
+/**
+ * The relay's {@link PublisherTransport} on kafkajs: one transactional, idempotent producer per owned
+ * lane (acks from all in-sync replicas), created when the relay takes the lane and disconnected when it
+ * gives it back. Consumers of relayed topics must read committed data (kafkajs's default).
+ */
+export function createKafkajsPublisherTransport(
+  kafka: Kafka,
+  options: KafkajsPublisherOptions = {},
+): PublisherTransport {
+  if (!kafka || typeof kafka.producer !== 'function')
+    invalidOptions('createOutboxRelay', 'kafka must be a kafkajs Kafka instance');
+  const resolved = { ...defaultKafkajsPublisherOptions, ...options };
+  if (!Number.isInteger(resolved.transactionTimeoutMs) || resolved.transactionTimeoutMs < 1_000)
+    invalidOptions(
+      'createOutboxRelay',
+      `transactionTimeoutMs must be an integer >= 1000 (got ${resolved.transactionTimeoutMs})`,
+    );
+  if (!Number.isInteger(resolved.requestRetries) || resolved.requestRetries < 0)
+    invalidOptions(
+      'createOutboxRelay',
+      `requestRetries must be an integer >= 0 (got ${resolved.requestRetries})`,
+    );
+  const open = new Set<LanePublisher>();
+  return {
+    async openLane(fencingId) {
+      const publisher = await openLanePublisher(kafka, fencingId, resolved);
+      open.add(publisher);
+      return {
+        publish: (records) => publisher.publish(records),
+        close: async () => {
+          open.delete(publisher);
+          await publisher.close();
+        },
+      };
+    },
+    async close() {
+      const closing = [...open];
+      open.clear();
+      await Promise.all(closing.map((publisher) => publisher.close()));
+    },
+  };
+}
