@@ -1,0 +1,48 @@
+export {
+  type CompleterOptions,
+  defaultCompleterOptions,
+  type IdempotencyCompleter,
+  startIdempotencyCompleter,
+} from './completer';
+export {
+  type Admission,
+  createIdempotencyEngine,
+  type IdempotencyEngine,
+  type ResumeOutcome,
+} from './engine';
+export { type FastifyIdempotencyOptions, idempotency, idempotent } from './fastify';
+export { FingerprintError, type FingerprintInput, requestFingerprint } from './fingerprint';
+export {
+  idempotencyKeyHeader,
+  type KeyHeaderResult,
+  parseIdempotencyKey,
+  replayedHeader,
+} from './key-header';
+export { idempotentListener, type NodeIdempotentRouteOptions } from './node';
+export {
+  defaultIdempotencyEngineOptions,
+  type IdempotencyEngineOptions,
+  type PhaseCommitInfo,
+  type ResolvedEngineOptions,
+} from './options';
+export { type ProblemKind, problemResponse, problemTypes, problemTypeUri } from './problem';
+export {
+  defaultReaperOptions,
+  type IdempotencyReaper,
+  type ReaperOptions,
+  startIdempotencyReaper,
+} from './reaper';
+export { type HttpResult, type IdempotentResponse, serializeResponse } from './response';
+export {
+  defineRoute,
+  type IdempotentHandler,
+  type IdempotentPhase,
+  type IdempotentPhases,
+  type IdempotentRequest,
+  type IdempotentRouteOptions,
+  type PhaseContext,
+  type RecoveryPoint,
+  type RouteSpec,
+  recoveryPoint,
+  startedRecoveryPoint,
+} from './route';

@@ -1,0 +1,157 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IdempotencyEngine } from './engine';
+import { idempotencyKeyHeader } from './key-header';
+import { type ProblemKind, problemResponse } from './problem';
+import type { HttpResult } from './response';
+import {
+  defineRoute,
+  type IdempotentHandler,
+  type IdempotentPhases,
+  type IdempotentRequest,
+  type IdempotentRouteOptions,
+} from './route';
+import { decodeUtf8Strict, InvalidUtf8Error, isTextContentType } from './utf8-check';
+
+/** Options of {@link idempotentListener}. */
+export interface NodeIdempotentRouteOptions extends IdempotentRouteOptions {
+  /** Method of the route, for its id. Default: `POST`. */
+  method?: string;
+  /** Path pattern of the route, for its id (e.g. `/charges/:id`). Required. */
+  path: string;
+  /** The principal a key belongs to. Default: one shared scope `default`, right only for single-tenant APIs. */
+  scope?: (request: IncomingMessage) => string | undefined;
+  /** Path parameters of a request, when the router knows them. Default: Express's `req.params`, else none. */
+  params?: (request: IncomingMessage) => Record<string, string>;
+}
+
+class BodyProblem extends Error {
+  constructor(readonly kind: ProblemKind) {
+    super(kind);
+  }
+}
+
+function send(response: ServerResponse, result: HttpResult, closeConnection = false): void {
+  const headers: Record<string, string | number> = {
+    ...result.headers,
+    'content-length': result.body.length,
+  };
+  if (closeConnection) headers.connection = 'close';
+  response.writeHead(result.status, headers);
+  response.end(result.body);
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return reject(new BodyProblem('body-too-large'));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        reject(new BodyProblem('body-too-large'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (): void => {
+      cleanup();
+      reject(new BodyProblem('body-invalid'));
+    };
+    function cleanup(): void {
+      request.off('data', onData).off('end', onEnd).off('error', onError);
+    }
+    request.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
+
+function parseBody(contentType: string | undefined, bytes: Buffer): unknown {
+  if (bytes.length === 0) return undefined;
+  if (!contentType) throw new BodyProblem('unsupported-media-type');
+  if (!isTextContentType(contentType)) return bytes;
+  const text = decodeUtf8Strict(bytes);
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  if (type === 'application/json' || type.endsWith('+json')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new BodyProblem('body-invalid');
+    }
+  }
+  return text;
+}
+
+/**
+ * A `node:http` request listener, also usable as an Express route handler, that runs `handler`
+ * (or a map of atomic phases) under the Idempotency-Key protocol. Reads and parses the body
+ * itself (JSON, text, or raw bytes), unless a body parser already set `req.body`.
+ */
+export function idempotentListener<Body = unknown>(
+  engine: IdempotencyEngine,
+  options: NodeIdempotentRouteOptions,
+  handler: IdempotentHandler<Body> | IdempotentPhases<Body>,
+): (request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void) => void {
+  const method = (options.method ?? 'POST').toUpperCase();
+  const route = defineRoute(
+    `${method} ${options.path}`,
+    handler as IdempotentHandler | IdempotentPhases,
+    options,
+  );
+  engine.register(route);
+  const scopeOf = options.scope ?? (() => 'default');
+
+  async function run(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const admission = engine.admit(request.headers[idempotencyKeyHeader], route);
+    if (!admission.ok) return send(response, admission.response, true);
+    const preParsed = (request as { body?: unknown }).body;
+    let body: unknown = preParsed;
+    if (preParsed === undefined) {
+      try {
+        body = parseBody(
+          request.headers['content-type'],
+          await readBody(request, engine.options.bodyLimitBytes),
+        );
+      } catch (error) {
+        const kind =
+          error instanceof BodyProblem
+            ? error.kind
+            : error instanceof InvalidUtf8Error
+              ? 'body-invalid'
+              : undefined;
+        if (!kind) throw error;
+        // The rest of an oversized body is never read: close the connection instead.
+        return send(response, problemResponse(kind), kind === 'body-too-large');
+      }
+    }
+    const headers: Record<string, string | undefined> = {};
+    for (const [name, value] of Object.entries(request.headers))
+      headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    const params = options.params?.(request) ?? (request as { params?: Record<string, string> }).params ?? {};
+    const input: IdempotentRequest = {
+      method: (request.method ?? method).toUpperCase(),
+      route: route.id,
+      url: request.url ?? '/',
+      params: { ...params },
+      headers,
+      body,
+      scope: scopeOf(request) ?? '',
+      key: admission.key,
+      raw: request,
+    };
+    send(response, await engine.handle(input, route));
+  }
+
+  return (request, response, next) => {
+    run(request, response).catch((error: unknown) => {
+      engine.options.onError(error, { route: route.id, scope: '', key: undefined });
+      if (next) next(error);
+      else if (!response.headersSent) send(response, problemResponse('internal-error'));
+      else response.destroy();
+    });
+  };
+}
