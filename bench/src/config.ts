@@ -1,0 +1,87 @@
+/** The scenario groups `--only` accepts. */
+export const benchGroups = ['inbox', 'relay', 'http', 'peer'] as const;
+/** One scenario group. */
+export type BenchGroup = (typeof benchGroups)[number];
+
+/** Sizes and durations of one run; `--quick` picks the small set. */
+export interface BenchConfig {
+  mode: 'quick' | 'full';
+  groups: BenchGroup[];
+  /** Messages pre-produced per topic for the consumer scenarios. */
+  messages: number;
+  /** Size of each message value and outbox event value, in bytes. */
+  valueBytes: number;
+  /** Partitions of every bench topic. */
+  partitions: number;
+  /** Distinct keys of the produced messages and outbox events. */
+  keys: number;
+  /** Most messages the one-transaction-per-message baselines process before they stop (they are slow). */
+  naiveMessages: number;
+  /** Outbox backlog drained by one relay. */
+  relayEvents: number;
+  /** Most events the one-at-a-time relay loop publishes before it stops. */
+  relayNaiveEvents: number;
+  /** Length of the steady-rate latency run, in seconds. */
+  latencySeconds: number;
+  /** Length of each HTTP load run, in seconds. */
+  httpSeconds: number;
+  /** Concurrent HTTP connections of the load generator. */
+  httpConnections: number;
+  /** Messages / events given to the peer library (its throughput is far lower, so it gets fewer). */
+  peerMessages: number;
+  /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
+  syncOff: boolean;
+  /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
+  consumerConcurrency: number;
+}
+
+const full: Omit<BenchConfig, 'groups'> = {
+  mode: 'full',
+  messages: 60_000,
+  valueBytes: 1024,
+  partitions: 6,
+  keys: 1000,
+  naiveMessages: 6_000,
+  relayEvents: 60_000,
+  relayNaiveEvents: 3_000,
+  latencySeconds: 15,
+  httpSeconds: 10,
+  httpConnections: 16,
+  peerMessages: 3_000,
+  syncOff: true,
+  consumerConcurrency: 3,
+};
+
+const quick: Omit<BenchConfig, 'groups'> = {
+  ...full,
+  mode: 'quick',
+  messages: 10_000,
+  naiveMessages: 1_500,
+  relayEvents: 10_000,
+  relayNaiveEvents: 800,
+  latencySeconds: 5,
+  httpSeconds: 3,
+  peerMessages: 600,
+  syncOff: false,
+};
+
+/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer` (repeatable or comma-separated). */
+export function parseArgs(argv: readonly string[]): BenchConfig {
+  let quickRun = false;
+  const groups: BenchGroup[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') continue;
+    if (arg === '--quick') quickRun = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      for (const name of (value ?? '').split(',')) {
+        if (!(benchGroups as readonly string[]).includes(name))
+          throw new Error(`--only takes one of ${benchGroups.join(', ')} (got ${JSON.stringify(name)})`);
+        groups.push(name as BenchGroup);
+      }
+    } else
+      throw new Error(`unknown flag ${arg}; usage: pnpm bench [--quick] [--only ${benchGroups.join('|')}]`);
+  }
+  return { ...(quickRun ? quick : full), groups: groups.length > 0 ? groups : [...benchGroups] };
+}

@@ -1,0 +1,98 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Where results go: bench/results/latest.json and a dated copy beside it. */
+export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+
+/** One row of the printed table. */
+interface Row {
+  field: string;
+  unit: string;
+  target?: string;
+  /** True when the figure meets its target. */
+  meets?: (value: number) => boolean;
+}
+
+const rows: Row[] = [
+  { field: 'raw_consume_msgs_per_s', unit: 'msg/s' },
+  { field: 'naive_dedup_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_batch_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_duplicates_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_ratio_to_raw', unit: '×', target: '≥ 0.5', meets: (v) => v >= 0.5 },
+  { field: 'inbox_speedup_vs_naive', unit: '×', target: '≥ 10', meets: (v) => v >= 10 },
+  {
+    field: 'inbox_duplicates_ratio_to_fresh',
+    unit: '×',
+    target: '≥ 1 (dups no dearer)',
+    meets: (v) => v >= 1,
+  },
+  { field: 'naive_dedup_msgs_per_s_sync_off', unit: 'msg/s' },
+  { field: 'inbox_batch_msgs_per_s_sync_off', unit: 'msg/s' },
+  { field: 'inbox_ratio_to_raw_sync_off', unit: '×', target: '≥ 0.5', meets: (v) => v >= 0.5 },
+  { field: 'inbox_speedup_vs_naive_sync_off', unit: '×', target: '≥ 10', meets: (v) => v >= 10 },
+  { field: 'raw_consumer_peak_rss_mb', unit: 'MiB' },
+  { field: 'inbox_consumer_peak_rss_mb', unit: 'MiB' },
+  { field: 'relay_naive_events_per_s', unit: 'ev/s' },
+  { field: 'relay_drain_events_per_s', unit: 'ev/s', target: '≥ 10000', meets: (v) => v >= 10_000 },
+  { field: 'relay_speedup_vs_naive', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
+  { field: 'relay_naive_events_per_s_sync_off', unit: 'ev/s' },
+  { field: 'relay_drain_events_per_s_sync_off', unit: 'ev/s', target: '≥ 10000', meets: (v) => v >= 10_000 },
+  { field: 'relay_speedup_vs_naive_sync_off', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
+  { field: 'relay_latency_offered_events_per_s', unit: 'ev/s' },
+  { field: 'relay_latency_p50_ms', unit: 'ms' },
+  { field: 'relay_latency_p99_ms', unit: 'ms', target: '≤ 50', meets: (v) => v <= 50 },
+  { field: 'relay_latency_max_ms', unit: 'ms' },
+  { field: 'relay_peak_rss_mb', unit: 'MiB' },
+  { field: 'http_plain_req_per_s', unit: 'req/s' },
+  { field: 'http_idempotent_req_per_s', unit: 'req/s' },
+  { field: 'http_replay_req_per_s', unit: 'req/s' },
+  { field: 'http_idempotent_ratio_to_plain', unit: '×', target: '≥ 0.7', meets: (v) => v >= 0.7 },
+  { field: 'http_replay_ratio_to_fresh', unit: '×', target: '> 1 (replay cheaper)', meets: (v) => v > 1 },
+  { field: 'http_server_peak_rss_mb', unit: 'MiB' },
+  { field: 'peer_inbox_msgs_per_s', unit: 'msg/s' },
+  { field: 'peer_outbox_events_per_s', unit: 'ev/s' },
+  { field: 'inbox_speedup_vs_peer', unit: '×' },
+  { field: 'relay_speedup_vs_peer', unit: '×' },
+  { field: 'peer_inbox_consumer_peak_rss_mb', unit: 'MiB' },
+  { field: 'peer_relay_peak_rss_mb', unit: 'MiB' },
+];
+
+function formatNumber(value: number): string {
+  if (Number.isInteger(value) && Math.abs(value) >= 1000) return value.toLocaleString('en-US');
+  return String(value);
+}
+
+/** The results as a fixed-width table: field, value, unit, target and whether it is met. */
+export function formatTable(results: Record<string, number | null>): string {
+  const known = new Set(rows.map((r) => r.field));
+  const all: Row[] = [
+    ...rows,
+    ...Object.keys(results)
+      .filter((f) => !known.has(f))
+      .map((field) => ({ field, unit: '' })),
+  ];
+  const lines = [`${'field'.padEnd(36)} ${'value'.padStart(10)}  ${'unit'.padEnd(6)} target`];
+  lines.push('-'.repeat(80));
+  for (const row of all) {
+    if (!(row.field in results)) continue;
+    const value = results[row.field];
+    const shown = value === null || value === undefined ? 'n/a' : formatNumber(value);
+    const verdict =
+      row.target && typeof value === 'number' && row.meets ? (row.meets(value) ? 'met' : 'MISSED') : '';
+    lines.push(
+      `${row.field.padEnd(36)} ${shown.padStart(10)}  ${row.unit.padEnd(6)} ${row.target ? `${row.target} ${verdict}` : ''}`.trimEnd(),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Writes `latest.json` and a dated copy (`YYYY-MM-DDTHH-MM-SS.json`); returns their paths. */
+export function writeResults(report: { startedAt: string }): { latest: string; dated: string } {
+  mkdirSync(resultsDir, { recursive: true });
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  const latest = `${resultsDir}latest.json`;
+  const dated = `${resultsDir}${report.startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`;
+  writeFileSync(latest, text);
+  writeFileSync(dated, text);
+  return { latest, dated };
+}

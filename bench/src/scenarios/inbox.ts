@@ -1,0 +1,100 @@
+import { spawnWorker } from '../child';
+import { type BenchContext, round } from '../context';
+import { createTopics, endOffsets, produceMessages } from '../services';
+import type { SyncCommit } from '../shared';
+import type { ConsumerParams, ConsumerResult } from '../workers/consumers';
+
+async function consume(
+  ctx: BenchContext,
+  kind: 'raw-consumer' | 'naive-consumer' | 'inbox-consumer',
+  topic: string,
+  name: string,
+  syncCommit: SyncCommit,
+  extra: Partial<ConsumerParams> = {},
+): Promise<ConsumerResult> {
+  const params: ConsumerParams = {
+    ...ctx.services,
+    schema: ctx.schema,
+    topic,
+    groupId: `${ctx.runId}-${name}`,
+    endOffsets: await endOffsets(ctx.admin, topic),
+    concurrency: ctx.config.consumerConcurrency,
+    syncCommit,
+    ...extra,
+  };
+  const result = await spawnWorker<ConsumerResult>(
+    kind,
+    params as unknown as Record<string, unknown>,
+  ).result();
+  ctx.log(
+    `  ${name.padEnd(22)} ${String(result.messages).padStart(7)} msgs in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.msgsPerS)}/s, peak RSS ${result.peakRssMb} MiB`,
+  );
+  return result;
+}
+
+async function effectCount(ctx: BenchContext, consumer: string): Promise<number> {
+  const { rows } = await ctx.pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM "${ctx.schema}".effects WHERE consumer = $1`,
+    [consumer],
+  );
+  return Number(rows[0]!.n);
+}
+
+/**
+ * Consumer scenarios over the same pre-produced messages: the raw kafkajs ceiling, the naive
+ * per-message transaction, onceflow's batch inbox, and the inbox over a replay of the same stream
+ * (a second topic with identical messages, so every id is a duplicate).
+ */
+export async function runInboxGroup(ctx: BenchContext): Promise<void> {
+  const { config, results } = ctx;
+  const fresh = `${ctx.runId}-inbox-a`;
+  const replay = `${ctx.runId}-inbox-replay`;
+  await createTopics(ctx.admin, [fresh, replay], config.partitions);
+  ctx.topics.push(fresh, replay);
+  ctx.log(`inbox: producing ${config.messages} messages of ${config.valueBytes} B to two topics`);
+  await produceMessages(ctx.kafka, [fresh, replay], {
+    runId: ctx.runId,
+    count: config.messages,
+    valueBytes: config.valueBytes,
+    keys: config.keys,
+  });
+
+  const raw = await consume(ctx, 'raw-consumer', fresh, 'raw', 'server');
+  const naive = await consume(ctx, 'naive-consumer', fresh, 'naive', 'server', {
+    limit: config.naiveMessages,
+  });
+  const inboxName = `${ctx.runId}-inbox`;
+  const inbox = await consume(ctx, 'inbox-consumer', fresh, 'inbox', 'server', { consumerName: inboxName });
+  const written = await effectCount(ctx, inboxName);
+  if (written !== config.messages)
+    ctx.notes.push(`inbox check failed: ${written} effect rows for ${config.messages} distinct messages`);
+  const duplicates = await consume(ctx, 'inbox-consumer', replay, 'inbox-duplicates', 'server', {
+    consumerName: inboxName,
+  });
+  const after = await effectCount(ctx, inboxName);
+  if (after !== written)
+    ctx.notes.push(`duplicates check failed: the replay added ${after - written} effect rows`);
+
+  results.raw_consume_msgs_per_s = round(raw.msgsPerS);
+  results.naive_dedup_msgs_per_s = round(naive.msgsPerS);
+  results.inbox_batch_msgs_per_s = round(inbox.msgsPerS);
+  results.inbox_duplicates_msgs_per_s = round(duplicates.msgsPerS);
+  results.inbox_ratio_to_raw = round(inbox.msgsPerS / raw.msgsPerS, 3);
+  results.inbox_speedup_vs_naive = round(inbox.msgsPerS / naive.msgsPerS, 2);
+  results.inbox_duplicates_ratio_to_fresh = round(duplicates.msgsPerS / inbox.msgsPerS, 3);
+  results.raw_consumer_peak_rss_mb = raw.peakRssMb;
+  results.inbox_consumer_peak_rss_mb = inbox.peakRssMb;
+
+  if (config.syncOff) {
+    const naiveOff = await consume(ctx, 'naive-consumer', fresh, 'naive-sync-off', 'off', {
+      limit: config.naiveMessages,
+    });
+    const inboxOff = await consume(ctx, 'inbox-consumer', fresh, 'inbox-sync-off', 'off', {
+      consumerName: `${ctx.runId}-inbox-off`,
+    });
+    results.naive_dedup_msgs_per_s_sync_off = round(naiveOff.msgsPerS);
+    results.inbox_batch_msgs_per_s_sync_off = round(inboxOff.msgsPerS);
+    results.inbox_ratio_to_raw_sync_off = round(inboxOff.msgsPerS / raw.msgsPerS, 3);
+    results.inbox_speedup_vs_naive_sync_off = round(inboxOff.msgsPerS / naiveOff.msgsPerS, 2);
+  }
+}

@@ -1,0 +1,191 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { enqueue, readOutboxStatus } from '@onceflow/postgres';
+import { spawnWorker } from '../child';
+import { type BenchContext, round } from '../context';
+import { createTopics, fillNaiveOutbox, fillOnceflowOutbox } from '../services';
+import {
+  benchKey,
+  benchMessageId,
+  benchPool,
+  benchValue,
+  nowMs,
+  percentile,
+  type SyncCommit,
+} from '../shared';
+import type { RelayParams, RelayResult } from '../workers/relays';
+
+function logRelay(ctx: BenchContext, name: string, result: RelayResult): void {
+  ctx.log(
+    `  ${name.padEnd(22)} ${String(result.events).padStart(7)} events in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.eventsPerS)}/s, peak RSS ${result.peakRssMb} MiB`,
+  );
+}
+
+async function naiveDrain(
+  ctx: BenchContext,
+  topic: string,
+  syncCommit: SyncCommit,
+  offset: number,
+): Promise<RelayResult> {
+  const count = ctx.config.relayNaiveEvents;
+  await fillNaiveOutbox(ctx.pool, ctx.schema, {
+    topic,
+    count,
+    valueBytes: ctx.config.valueBytes,
+    keys: ctx.config.keys,
+    offset,
+    runId: ctx.runId,
+  });
+  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit, expected: count };
+  const result = await spawnWorker<RelayResult>(
+    'naive-relay',
+    params as unknown as Record<string, unknown>,
+  ).result();
+  logRelay(ctx, `naive-relay${syncCommit === 'off' ? '-sync-off' : ''}`, result);
+  return result;
+}
+
+async function onceflowDrain(
+  ctx: BenchContext,
+  topic: string,
+  syncCommit: SyncCommit,
+  offset: number,
+): Promise<RelayResult> {
+  const count = ctx.config.relayEvents;
+  await fillOnceflowOutbox(ctx.pool, ctx.schema, {
+    topic,
+    count,
+    valueBytes: ctx.config.valueBytes,
+    keys: ctx.config.keys,
+    offset,
+    runId: ctx.runId,
+  });
+  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit, expected: count };
+  const result = await spawnWorker<RelayResult>(
+    'onceflow-relay',
+    params as unknown as Record<string, unknown>,
+  ).result();
+  logRelay(ctx, `relay-drain${syncCommit === 'off' ? '-sync-off' : ''}`, result);
+  const status = await readOutboxStatus(ctx.pool, { schema: ctx.schema });
+  if (status.backlog !== 0)
+    ctx.notes.push(`relay drain check: ${status.backlog} events still unpublished after the drain`);
+  return result;
+}
+
+/**
+ * Commit → broker-ack latency at a steady offered rate: an open-loop enqueuer commits one small
+ * transaction every 10 ms carrying rate/100 events (so a slow commit never lowers the offered rate),
+ * noting when it sent COMMIT for each event; the relay notes when the broker acknowledged each one.
+ */
+async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'onceflow-bench-'));
+  const ackFile = join(dir, 'acks.txt');
+  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit: 'server', ackFile };
+  const relay = spawnWorker<RelayResult>('onceflow-relay', params as unknown as Record<string, unknown>);
+  const pool = benchPool(ctx.services, 'server', 8);
+  try {
+    await relay.ready();
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // let it take its lanes
+    const committedAt = new Map<string, number>();
+    const tickMs = 10;
+    const started = nowMs();
+    const endAt = started + ctx.config.latencySeconds * 1000;
+    let owed = 0;
+    let n = 0;
+    const inFlight = new Set<Promise<void>>();
+    let failures = 0;
+    for (let tick = 0; ; tick++) {
+      const due = started + tick * tickMs;
+      if (due >= endAt) break;
+      const wait = due - nowMs();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      owed += (rate * tickMs) / 1000;
+      const k = Math.floor(owed);
+      owed -= k;
+      if (k === 0) continue;
+      const first = n;
+      n += k;
+      const work = (async () => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const ids: string[] = [];
+          for (let i = first; i < first + k; i++) {
+            const id = benchMessageId(`${ctx.runId}-lat`, i);
+            ids.push(id);
+            await enqueue(
+              client,
+              { id, topic, key: benchKey(i, ctx.config.keys), value: benchValue(i, ctx.config.valueBytes) },
+              { schema: ctx.schema },
+            );
+          }
+          const at = nowMs();
+          await client.query('COMMIT');
+          for (const id of ids) committedAt.set(id, at);
+        } catch {
+          failures++;
+          await client.query('ROLLBACK').catch(() => undefined);
+        } finally {
+          client.release();
+        }
+      })();
+      inFlight.add(work);
+      void work.then(() => inFlight.delete(work));
+    }
+    await Promise.all(inFlight);
+    const offeredPerS = (committedAt.size / (nowMs() - started)) * 1000;
+    const drainDeadline = nowMs() + 30_000;
+    while (nowMs() < drainDeadline && (await readOutboxStatus(ctx.pool, { schema: ctx.schema })).backlog > 0)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const result = await relay.finish();
+    const latencies: number[] = [];
+    for (const line of readFileSync(ackFile, 'utf8').split('\n')) {
+      const [id, ack] = line.split(' ');
+      const at = id === undefined ? undefined : committedAt.get(id);
+      if (at !== undefined && ack !== undefined) latencies.push(Math.max(0, Number(ack) - at));
+    }
+    latencies.sort((a, b) => a - b);
+    const missing = committedAt.size - latencies.length;
+    ctx.log(
+      `  relay-latency          offered ${Math.round(offeredPerS)}/s for ${ctx.config.latencySeconds} s: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${percentile(latencies, 100).toFixed(1)} ms (${latencies.length} events, peak RSS ${result.peakRssMb} MiB)`,
+    );
+    if (missing > 0) ctx.notes.push(`relay latency: ${missing} committed events had no broker ack recorded`);
+    if (failures > 0) ctx.notes.push(`relay latency: ${failures} enqueue transactions failed`);
+    ctx.results.relay_latency_offered_events_per_s = round(offeredPerS);
+    ctx.results.relay_latency_p50_ms = round(percentile(latencies, 50), 1);
+    ctx.results.relay_latency_p99_ms = round(percentile(latencies, 99), 1);
+    ctx.results.relay_latency_max_ms = round(percentile(latencies, 100), 1);
+  } finally {
+    relay.kill();
+    await pool.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Relay scenarios: the one-at-a-time loop, onceflow's relay draining a backlog, and the latency run. */
+export async function runRelayGroup(ctx: BenchContext): Promise<void> {
+  const { config, results } = ctx;
+  const topic = `${ctx.runId}-relay`;
+  await createTopics(ctx.admin, [topic], config.partitions);
+  ctx.topics.push(topic);
+  ctx.log(`relay: ${config.relayEvents}-event backlog, ${config.valueBytes} B events, ${config.keys} keys`);
+  let offset = 0;
+  const naive = await naiveDrain(ctx, topic, 'server', offset);
+  offset += config.relayNaiveEvents;
+  const drain = await onceflowDrain(ctx, topic, 'server', offset);
+  offset += config.relayEvents;
+  results.relay_naive_events_per_s = round(naive.eventsPerS);
+  results.relay_drain_events_per_s = round(drain.eventsPerS);
+  results.relay_speedup_vs_naive = round(drain.eventsPerS / naive.eventsPerS, 2);
+  results.relay_peak_rss_mb = drain.peakRssMb;
+  if (config.syncOff) {
+    const naiveOff = await naiveDrain(ctx, topic, 'off', offset);
+    offset += config.relayNaiveEvents;
+    const drainOff = await onceflowDrain(ctx, topic, 'off', offset);
+    results.relay_naive_events_per_s_sync_off = round(naiveOff.eventsPerS);
+    results.relay_drain_events_per_s_sync_off = round(drainOff.eventsPerS);
+    results.relay_speedup_vs_naive_sync_off = round(drainOff.eventsPerS / naiveOff.eventsPerS, 2);
+  }
+  await latencyRun(ctx, topic, drain.eventsPerS / 2);
+}

@@ -1,0 +1,57 @@
+import { Kafka, logLevel } from 'kafkajs';
+import pg from 'pg';
+
+/** `synchronous_commit` of the sessions a scenario opens; `server` leaves the server's setting alone. */
+export type SyncCommit = 'server' | 'off';
+
+/** Where the services are, handed from the harness to every worker. */
+export interface Services {
+  brokers: string[];
+  databaseUrl: string;
+}
+
+/** A kafkajs client that only speaks up on errors. */
+export function benchKafka(services: Services, clientId = 'onceflow-bench'): Kafka {
+  return new Kafka({ brokers: services.brokers, clientId, logLevel: logLevel.ERROR });
+}
+
+/**
+ * A pg pool whose sessions run with the given `synchronous_commit`. It is set per connection (the
+ * startup `options` parameter), never in the server's configuration.
+ */
+export function benchPool(services: Services, syncCommit: SyncCommit, max = 10): pg.Pool {
+  return new pg.Pool({
+    connectionString: services.databaseUrl,
+    max,
+    ...(syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
+  });
+}
+
+/** The id carried in the `message-id` header of produced message number `index` of a run. */
+export function benchMessageId(runId: string, index: number): string {
+  return `${runId}-${index.toString().padStart(8, '0')}`;
+}
+
+/** The key of message number `index`: `keys` distinct keys, round robin. */
+export function benchKey(index: number, keys: number): string {
+  return `key-${index % keys}`;
+}
+
+/** A value of exactly `bytes` bytes (printable, so it also fits a JSON payload). */
+export function benchValue(index: number, bytes: number): Buffer {
+  const head = `{"n":${index},"pad":"`;
+  const tail = '"}';
+  return Buffer.from(head + 'x'.repeat(Math.max(0, bytes - head.length - tail.length)) + tail, 'utf8');
+}
+
+/** The p-th percentile (0-100) of already sorted numbers, nearest-rank. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** Wall clock in milliseconds with sub-millisecond resolution, comparable across processes of one machine. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -1,0 +1,197 @@
+import { writeFileSync } from 'node:fs';
+import { createOutboxRelay } from '@onceflow/kafkajs';
+import {
+  getDisabledLogger,
+  initializePollingMessageListener,
+  type PollingListenerConfig,
+} from 'pg-transactional-outbox';
+import { benchKafka, benchPool, nowMs, type SyncCommit } from '../shared';
+import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
+
+/** Parameters of the relay workers. */
+export interface RelayParams extends WorkerParams {
+  syncCommit: SyncCommit;
+  /** Events to publish before reporting (drain runs); absent: run until SIGTERM (latency runs). */
+  expected?: number;
+  /** Latency runs: file to write `eventId ackMs` lines to. */
+  ackFile?: string;
+  topic?: string;
+  /** Peer runs: its schema, outbox table, next-messages function and batch size. */
+  peerSchema?: string;
+  peerTable?: string;
+  peerFunction?: string;
+  batchSize?: number;
+}
+
+/** What a relay worker reports. */
+export interface RelayResult {
+  events: number;
+  elapsedMs: number;
+  eventsPerS: number;
+  peakRssMb: number;
+}
+
+function report(events: number, startedAt: number, doneAt: number): never {
+  const elapsedMs = doneAt - startedAt;
+  finishWith({ events, elapsedMs, eventsPerS: elapsedMs > 0 ? (events / elapsedMs) * 1000 : 0 });
+}
+
+/**
+ * onceflow's relay. Drain runs count published events through the metrics observer; latency runs
+ * note when the broker acknowledged each event (the relay's after-publish point) for the harness
+ * to compare with the enqueuer's commit times.
+ */
+export async function onceflowRelay(): Promise<void> {
+  const p = workerParams<RelayParams>();
+  const pool = benchPool(p, p.syncCommit, 24);
+  const acks: string[] = [];
+  let published = 0;
+  let doneAt: number | undefined;
+  let markDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    markDone = resolve;
+  });
+  const relay = createOutboxRelay({
+    pool,
+    kafka: benchKafka(p, 'onceflow-bench-relay'),
+    schema: p.schema,
+    metricsIntervalMs: 0,
+    observer: {
+      onPublished: (batch) => {
+        published += batch.count;
+        if (p.expected !== undefined && published >= p.expected && doneAt === undefined) {
+          doneAt = nowMs();
+          markDone();
+        }
+      },
+      onError: (error, context) => console.error(`relay error (${context}): ${String(error)}`),
+    },
+    ...(p.ackFile
+      ? {
+          testHooks: {
+            afterPublish: async (_lane, rows) => {
+              const at = nowMs().toFixed(3);
+              for (const row of rows) acks.push(`${row.eventId} ${at}`);
+            },
+          },
+        }
+      : {}),
+  });
+  const startedAt = nowMs();
+  const handle = await relay.start();
+  announceReady();
+  if (p.expected !== undefined) await done;
+  else await terminated();
+  await handle.stop();
+  await pool.end();
+  if (p.ackFile) writeFileSync(p.ackFile, `${acks.join('\n')}\n`);
+  report(published, startedAt, doneAt ?? nowMs());
+}
+
+/** The one-at-a-time loop: select the oldest unpublished row, publish it, mark it, repeat. */
+export async function naiveRelay(): Promise<void> {
+  const p = workerParams<RelayParams>();
+  const pool = benchPool(p, p.syncCommit, 2);
+  const producer = benchKafka(p, 'onceflow-bench-naive-relay').producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  announceReady();
+  const expected = p.expected ?? 0;
+  const startedAt = nowMs();
+  let published = 0;
+  while (published < expected) {
+    const { rows } = await pool.query<{
+      id: string;
+      topic: string;
+      key: Buffer;
+      value: Buffer;
+      message_id: string;
+    }>(
+      `SELECT id, topic, key, value, message_id FROM "${p.schema}".naive_outbox WHERE published_at IS NULL ORDER BY id LIMIT 1`,
+    );
+    const row = rows[0];
+    if (!row) break;
+    await producer.send({
+      topic: row.topic,
+      acks: -1,
+      messages: [{ key: row.key, value: row.value, headers: { 'message-id': row.message_id } }],
+    });
+    await pool.query(`UPDATE "${p.schema}".naive_outbox SET published_at = now() WHERE id = $1`, [row.id]);
+    published++;
+  }
+  const doneAt = nowMs();
+  await producer.disconnect();
+  await pool.end();
+  report(published, startedAt, doneAt);
+}
+
+/**
+ * pg-transactional-outbox's outbox listener in polling mode, publishing each message with an
+ * idempotent kafkajs producer (its handler is called once per message).
+ */
+export async function peerRelay(): Promise<void> {
+  const p = workerParams<RelayParams>();
+  const pool = benchPool(p, p.syncCommit, 2);
+  const producer = benchKafka(p, 'onceflow-bench-peer-relay').producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const config: PollingListenerConfig = {
+    outboxOrInbox: 'outbox',
+    dbListenerConfig: {
+      connectionString: p.databaseUrl,
+      ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
+    },
+    settings: {
+      dbSchema: p.peerSchema!,
+      dbTable: p.peerTable!,
+      nextMessagesFunctionSchema: p.peerSchema!,
+      nextMessagesFunctionName: p.peerFunction!,
+      nextMessagesBatchSize: p.batchSize ?? 5,
+      nextMessagesPollingIntervalInMs: 50,
+      enableMaxAttemptsProtection: false,
+      enablePoisonousMessageProtection: false,
+      messageCleanupIntervalInMs: 0,
+    },
+  };
+  const startedAt = nowMs();
+  const [shutdown] = initializePollingMessageListener(
+    config,
+    {
+      handle: async (message) => {
+        await producer.send({
+          topic: p.topic!,
+          acks: -1,
+          messages: [
+            {
+              key: message.segment ?? null,
+              value: JSON.stringify(message.payload),
+              headers: { 'message-id': message.id },
+            },
+          ],
+        });
+      },
+    },
+    getDisabledLogger(),
+  );
+  announceReady();
+  const expected = p.expected ?? 0;
+  let processed = 0;
+  while (processed < expected) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const { rows } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM "${p.peerSchema}"."${p.peerTable}" WHERE processed_at IS NOT NULL`,
+    );
+    processed = Number(rows[0]!.n);
+  }
+  const doneAt = nowMs();
+  await shutdown();
+  await producer.disconnect();
+  await pool.end();
+  report(processed, startedAt, doneAt);
+}
