@@ -1,0 +1,47 @@
+import { createInboxConsumer } from '@onceflow/kafkajs';
+import type { TransactionContext } from '@onceflow/postgres';
+import { type ConsumerName, sourceTopicOf } from '../config';
+import { pipelineHandlers } from '../handlers';
+import { runProcess } from '../runtime';
+
+/**
+ * Env `DEMO_SELF_KILL_AT_MESSAGE=N`: the process SIGKILLs itself while handling its N-th new message,
+ * after the handler wrote its rows and before the batch's transaction commits: a crash in the middle
+ * of a batch, exactly where one hurts most.
+ */
+export const selfKillEnv = 'DEMO_SELF_KILL_AT_MESSAGE';
+
+/** Runs one pipeline consumer as an onceflow inbox consumer until SIGTERM. */
+export async function runInboxConsumer(name: ConsumerName): Promise<void> {
+  await runProcess(name, async ({ pool, kafka, config }) => {
+    const handler = pipelineHandlers[name](config);
+    const killAt = Number(process.env[selfKillEnv] ?? 0);
+    let handled = 0;
+    const consumer = createInboxConsumer({
+      kafka,
+      pool,
+      consumer: name,
+      groupId: config.groups[name],
+      topics: [sourceTopicOf(config, name)],
+      schema: config.onceflowSchema,
+      // The poison order is refused on every attempt: give up quickly and dead-letter it.
+      retry: { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 400 },
+      // A SIGKILLed member is noticed after the session timeout; the broker's minimum keeps restarts quick.
+      consumerConfig: { sessionTimeout: 6_000, heartbeatInterval: 1_000, rebalanceTimeout: 10_000 },
+      handler: async (message, tx: TransactionContext) => {
+        await handler(message, tx);
+        if (killAt > 0 && ++handled === killAt) {
+          console.log(
+            `${name}: SIGKILL myself mid-batch at message ${handled} (${message.topic}[${message.partition}]@${message.offset})`,
+          );
+          process.kill(process.pid, 'SIGKILL');
+        }
+      },
+      onError: (error, info) =>
+        console.error(
+          `${name}: ${info.topic}[${info.partition}]@${info.offset} attempt ${info.attempts}: ${(error as Error).message}`,
+        ),
+    });
+    return { service: await consumer.start() };
+  });
+}

@@ -1,0 +1,4 @@
+// The notifications consumer process (an onceflow inbox consumer); see ../handlers.ts for what it does.
+import { runInboxConsumer } from './consumer';
+
+await runInboxConsumer('notifications');
