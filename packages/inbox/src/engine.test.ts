@@ -195,10 +195,11 @@ describe('inbox engine with in-memory fakes', () => {
     expect(t.outbox).toEqual([]);
   });
 
-  it('per-message mode commits one transaction per message', async () => {
+  it('per-message mode commits one transaction per message, and the broker offset after the last of them', async () => {
     const t = setup(writeId, { mode: 'per-message' });
     const control = await t.run(batchOf(['a', 'b', 'c']));
-    expect(control.commits).toEqual(['1', '2', '3']);
+    expect(t.log).toEqual(['db-commit', 'db-commit', 'db-commit', 'offset-commit 3']);
+    expect(control.commits).toEqual(['3']);
   });
 
   it('start and stop run the transport; stop is idempotent and waits for the batch in flight', async () => {
