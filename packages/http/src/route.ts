@@ -93,9 +93,9 @@ export interface RouteSpec {
 }
 
 /** Builds a route spec; throws OF_INVALID_OPTIONS for phase maps without `started`. */
-export function defineRoute(
+export function defineRoute<Body = unknown>(
   id: string,
-  handler: IdempotentHandler | IdempotentPhases,
+  handler: IdempotentHandler<Body> | IdempotentPhases<Body>,
   options: IdempotentRouteOptions = {},
 ): RouteSpec {
   // biome-ignore lint/suspicious/noExplicitAny: a handler's body type is the user's choice.

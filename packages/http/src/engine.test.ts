@@ -1,0 +1,249 @@
+import { isOnceflowError } from '@onceflow/core';
+import { describe, expect, it } from 'vitest';
+import { createIdempotencyEngine } from './engine';
+import { MemoryKeyStore } from './memory-store.test-support';
+import { startIdempotencyReaper } from './reaper';
+import { defineRoute, type IdempotentRequest, recoveryPoint } from './route';
+
+function request(body: unknown, overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
+  return {
+    method: 'POST',
+    route: 'POST /pay',
+    url: '/pay',
+    params: {},
+    headers: { 'content-type': 'application/json' },
+    body,
+    scope: 'tenant-1',
+    key: 'key-1',
+    raw: undefined,
+    ...overrides,
+  };
+}
+
+function setup(options: Parameters<typeof createIdempotencyEngine>[0] = {}) {
+  const store = new MemoryKeyStore();
+  const errors: unknown[] = [];
+  const engine = createIdempotencyEngine({ store, onError: (error) => errors.push(error), ...options });
+  return { store, engine, errors };
+}
+
+describe('idempotency engine (in-memory store)', () => {
+  it('same key and request: runs once, replays the stored bytes with Idempotent-Replayed', async () => {
+    const { engine, store } = setup();
+    let runs = 0;
+    const route = defineRoute('POST /pay', async (_req, { outbox }) => {
+      runs++;
+      await outbox.enqueue({ topic: 't', value: { runs } });
+      return { status: 201, headers: { Location: '/pay/1' }, body: { runs } };
+    });
+    const first = await engine.handle(request({ a: 1, b: 2 }), route);
+    const second = await engine.handle(request({ b: 2, a: 1 }), route);
+    expect(runs).toBe(1);
+    expect(store.outbox).toHaveLength(1);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    expect(second).toEqual({ ...first, headers: { ...first.headers, 'idempotent-replayed': 'true' } });
+    expect(first.headers.location).toBe('/pay/1');
+  });
+
+  it('same key, different body, URL or route: 422 and nothing runs', async () => {
+    const { engine } = setup();
+    let runs = 0;
+    const handler = async () => {
+      runs++;
+      return { status: 200, body: 'ok' };
+    };
+    const route = defineRoute('POST /pay', handler);
+    await engine.handle(request({ a: 1 }), route);
+    expect((await engine.handle(request({ a: 2 }), route)).status).toBe(422);
+    expect((await engine.handle(request({ a: 1 }, { url: '/pay?x=1' }), route)).status).toBe(422);
+    const other = defineRoute('POST /refund', handler);
+    expect((await engine.handle(request({ a: 1 }, { route: 'POST /refund' }), other)).status).toBe(422);
+    expect(runs).toBe(1);
+  });
+
+  it('fingerprint headers chosen per route take part in the comparison', async () => {
+    const { engine } = setup();
+    const route = defineRoute('POST /pay', async () => ({ status: 200 }), {
+      fingerprintHeaders: ['X-Currency'],
+    });
+    await engine.handle(request({}, { headers: { 'x-currency': 'eur' } }), route);
+    expect((await engine.handle(request({}, { headers: { 'x-currency': 'usd' } }), route)).status).toBe(422);
+    expect((await engine.handle(request({}, { headers: { 'x-currency': 'eur' } }), route)).status).toBe(200);
+  });
+
+  it('a second request while the first runs gets 409 with Retry-After; scopes are isolated', async () => {
+    const { engine } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let runs = 0;
+    const route = defineRoute('POST /pay', async (req) => {
+      runs++;
+      if (req.scope === 'tenant-1') await gate;
+      return { status: 200, body: { scope: req.scope } };
+    });
+    const first = engine.handle(request({}), route);
+    const busy = await engine.handle(request({}), route);
+    expect(busy.status).toBe(409);
+    expect(busy.headers['retry-after']).toBe('1');
+    const otherTenant = await engine.handle(request({}, { scope: 'tenant-2' }), route);
+    expect(JSON.parse(otherTenant.body.toString())).toEqual({ scope: 'tenant-2' });
+    release();
+    expect(JSON.parse((await first).body.toString())).toEqual({ scope: 'tenant-1' });
+    expect(runs).toBe(2);
+  });
+
+  it('throws and 5xx roll back and release the key; 4xx is stored; release: true is not stored', async () => {
+    const { engine, store, errors } = setup();
+    const outcomes: Array<'throw' | 503 | 400 | 'release' | 200> = ['throw', 503, 'release', 400];
+    const route = defineRoute('POST /pay', async (_req, { outbox }) => {
+      await outbox.enqueue({ topic: 't', value: 1 });
+      const next = outcomes.shift() ?? 200;
+      if (next === 'throw') throw new Error('database password is hunter2');
+      if (next === 'release') return { status: 400, body: 'bad', release: true };
+      return { status: next };
+    });
+    const thrown = await engine.handle(request({}), route);
+    expect(thrown.status).toBe(500);
+    expect(thrown.body.toString()).not.toContain('hunter2');
+    expect(errors).toHaveLength(1);
+    expect((await engine.handle(request({}), route)).status).toBe(503);
+    expect((await engine.handle(request({}), route)).status).toBe(400);
+    expect(store.rows.size).toBe(0);
+    expect(store.outbox).toHaveLength(0);
+    expect((await engine.handle(request({}), route)).status).toBe(400);
+    const replay = await engine.handle(request({}), route);
+    expect(replay.status).toBe(400);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(store.outbox).toHaveLength(1);
+  });
+
+  it('phases commit recovery points; a failing later phase keeps them and the retry resumes there', async () => {
+    const { engine, store } = setup();
+    const calls: string[] = [];
+    let failCharge = true;
+    const route = defineRoute('POST /pay', {
+      started: async (_req, { requestId }) => {
+        calls.push('started');
+        return recoveryPoint('created', { order: requestId.length });
+      },
+      created: async (_req, { data, foreignKey }) => {
+        calls.push(`created:${foreignKey('charge')}`);
+        if (failCharge) throw new Error('provider timeout');
+        return recoveryPoint('charged', { ...(data as object), charged: true });
+      },
+      charged: async (_req, { data }) => ({ status: 201, body: data }),
+    });
+    const failed = await engine.handle(request({}), route);
+    expect(failed.status).toBe(500);
+    const [row] = store.rows.values();
+    expect(row).toMatchObject({ state: 'in_progress', recoveryPoint: 'created' });
+    // The lease was ended by the failure, so the retry does not have to wait for it.
+    failCharge = false;
+    const done = await engine.handle(request({}), route);
+    expect(done.status).toBe(201);
+    expect(JSON.parse(done.body.toString())).toEqual({ order: 36, charged: true });
+    expect(calls.filter((c) => c === 'started')).toHaveLength(1);
+    const foreignKeys = new Set(calls.filter((c) => c.startsWith('created:')));
+    expect(foreignKeys.size).toBe(1);
+  });
+
+  it('an unfinished request with a live lease answers 409 until the lease runs out, then is taken over', async () => {
+    const { engine, store } = setup({ leaseMs: 5000 });
+    const route = defineRoute('POST /pay', {
+      started: async () => recoveryPoint('next'),
+      next: async () => ({ status: 200, body: 'done' }),
+    });
+    // Simulate a process that died after phase one: commit the row with someone else's lease.
+    await store.transaction(async (tx) => {
+      await tx.insert({
+        requestId: '00000000-0000-4000-8000-000000000000',
+        scope: 'tenant-1',
+        key: 'key-1',
+        fingerprint: (await import('./fingerprint')).requestFingerprint(request({}), []),
+        route: 'POST /pay',
+        recoveryPoint: 'next',
+        phaseData: null,
+        request: null,
+        requestBody: null,
+        response: null,
+        leaseToken: 'dead',
+        leaseMs: 5000,
+        retentionMs: 86_400_000,
+      });
+    });
+    const early = await engine.handle(request({}), route);
+    expect(early.status).toBe(409);
+    expect(early.headers['retry-after']).toBe('5');
+    store.now += 5000;
+    expect((await engine.handle(request({}), route)).status).toBe(200);
+  });
+
+  it('expired keys are treated as new; the reaper removes only expired completed keys', async () => {
+    const { engine, store } = setup();
+    let runs = 0;
+    const route = defineRoute('POST /pay', async () => ({ status: 200, body: { run: ++runs } }));
+    await engine.handle(request({}), route);
+    store.now += 24 * 3_600_000;
+    expect(JSON.parse((await engine.handle(request({ other: true }), route)).body.toString())).toEqual({
+      run: 2,
+    });
+    store.now += 24 * 3_600_000;
+    await engine.handle(request({}, { key: 'other' }), route);
+    const reaper = startIdempotencyReaper(engine, { intervalMs: 60_000 });
+    expect(await reaper.runOnce()).toBe(1);
+    await reaper.stop();
+  });
+
+  it('key floods are bounded per scope before any transaction starts', async () => {
+    const { engine, store } = setup({ maxKeysInFlightPerScope: 2 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async (req) => {
+      if (req.key !== 'c') await gate;
+      return { status: 200 };
+    });
+    const running = [
+      engine.handle(request({}, { key: 'a' }), route),
+      engine.handle(request({}, { key: 'b' }), route),
+    ];
+    const before = store.transactions;
+    const flooded = await engine.handle(request({}, { key: 'c' }), route);
+    expect(flooded.status).toBe(429);
+    expect(store.transactions).toBe(before);
+    expect((await engine.handle(request({}, { key: 'c', scope: 'tenant-2' }), route)).status).toBe(200);
+    release();
+    await Promise.all(running);
+  });
+
+  it('missing scope, missing required key and bodies that cannot be canonicalised are refused', async () => {
+    const { engine, store } = setup();
+    const route = defineRoute('POST /pay', async () => ({ status: 200 }), { required: true });
+    expect((await engine.handle(request({}, { scope: '' }), route)).status).toBe(401);
+    expect((await engine.handle(request({}, { key: undefined }), route)).status).toBe(400);
+    expect((await engine.handle(request({ s: '\ud800' }), route)).status).toBe(400);
+    expect(store.transactions).toBe(0);
+  });
+
+  it('invalid options throw OF_INVALID_OPTIONS at construction', () => {
+    const store = new MemoryKeyStore();
+    for (const bad of [
+      { leaseMs: 0 },
+      { retentionHours: 0.5 },
+      { maxKeyLength: 300 },
+      { bodyLimitBytes: -1 },
+    ]) {
+      let caught: unknown;
+      try {
+        createIdempotencyEngine({ store, ...bad });
+      } catch (error) {
+        caught = error;
+      }
+      expect(isOnceflowError(caught, 'OF_INVALID_OPTIONS')).toBe(true);
+    }
+    expect(() => createIdempotencyEngine({})).toThrow(/pool/);
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import * as http from './index';
+
+describe('@onceflow/http public surface', () => {
+  it('exports exactly the documented runtime symbols', () => {
+    expect(Object.keys(http).sort()).toEqual([
+      'FingerprintError',
+      'createIdempotencyEngine',
+      'defaultCompleterOptions',
+      'defaultIdempotencyEngineOptions',
+      'defaultReaperOptions',
+      'defineRoute',
+      'idempotency',
+      'idempotencyKeyHeader',
+      'idempotent',
+      'idempotentListener',
+      'parseIdempotencyKey',
+      'problemResponse',
+      'problemTypeUri',
+      'problemTypes',
+      'recoveryPoint',
+      'replayedHeader',
+      'requestFingerprint',
+      'serializeResponse',
+      'startIdempotencyCompleter',
+      'startIdempotencyReaper',
+      'startedRecoveryPoint',
+    ]);
+  });
+});
