@@ -1,4 +1,5 @@
-import { encodeOutboxEvent, migrate, quoteIdentifier } from '@onceflow/postgres';
+import type { OutboxEvent } from '@onceflow/core';
+import { encodeOutboxEvent, migrate, type PgQueryable, quoteIdentifier } from '@onceflow/postgres';
 import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { DatabaseSetup } from 'pg-transactional-outbox';
@@ -107,40 +108,57 @@ export async function dropBenchSchema(pool: pg.Pool, schema: string): Promise<vo
   );
 }
 
-/** Fills onceflow's outbox with `count` events through its own `enqueue` SQL function, 500 per transaction. */
+/** The bench's outbox events number `from` to `to - 1`. */
+export function benchEvents(
+  options: { topic: string; valueBytes: number; keys: number; runId: string },
+  from: number,
+  to: number,
+): OutboxEvent[] {
+  const events: OutboxEvent[] = [];
+  for (let n = from; n < to; n++)
+    events.push({
+      id: benchMessageId(options.runId, n),
+      topic: options.topic,
+      key: benchKey(n, options.keys),
+      value: benchValue(n, options.valueBytes),
+    });
+  return events;
+}
+
+/**
+ * Enqueues events through onceflow's own `enqueue` SQL function, one call per event in the given
+ * order, all in one statement: the same rows as `enqueue()` called once per event, with one round trip.
+ */
+export async function enqueueEvents(
+  client: PgQueryable,
+  schema: string,
+  events: OutboxEvent[],
+): Promise<void> {
+  const rows = events.map(encodeOutboxEvent);
+  await client.query(
+    `SELECT ${quoteIdentifier(schema)}.enqueue(e.id, e.lane, e.lock_key, e.topic, e.key, e.value, ARRAY['message-id']::text[], ARRAY[convert_to(e.id, 'UTF8')]::bytea[])
+       FROM unnest($1::text[], $2::smallint[], $3::integer[], $4::text[], $5::bytea[], $6::bytea[])
+            WITH ORDINALITY AS e(id, lane, lock_key, topic, key, value, n) ORDER BY e.n`,
+    [
+      rows.map((r) => r.eventId),
+      rows.map((r) => r.lane),
+      rows.map((r) => r.lockKey),
+      rows.map((r) => r.topic),
+      rows.map((r) => r.key),
+      rows.map((r) => r.value),
+    ],
+  );
+}
+
+/** Fills onceflow's outbox with `count` events, 500 per transaction. */
 export async function fillOnceflowOutbox(
   pool: pg.Pool,
   schema: string,
   options: { topic: string; count: number; valueBytes: number; keys: number; offset: number; runId: string },
 ): Promise<void> {
-  const fn = `${quoteIdentifier(schema)}.enqueue`;
-  const chunk = 500;
-  for (let i = options.offset; i < options.offset + options.count; i += chunk) {
-    const rows = [];
-    for (let n = i; n < Math.min(options.offset + options.count, i + chunk); n++)
-      rows.push(
-        encodeOutboxEvent({
-          id: benchMessageId(options.runId, n),
-          topic: options.topic,
-          key: benchKey(n, options.keys),
-          value: benchValue(n, options.valueBytes),
-        }),
-      );
-    // One statement per chunk, one enqueue() call per row, in row order: same rows as enqueue() one by one.
-    await pool.query(
-      `SELECT ${fn}(e.id, e.lane, e.lock_key, e.topic, e.key, e.value, ARRAY['message-id']::text[], ARRAY[convert_to(e.id, 'UTF8')]::bytea[])
-         FROM unnest($1::text[], $2::smallint[], $3::integer[], $4::text[], $5::bytea[], $6::bytea[])
-              WITH ORDINALITY AS e(id, lane, lock_key, topic, key, value, n) ORDER BY e.n`,
-      [
-        rows.map((r) => r.eventId),
-        rows.map((r) => r.lane),
-        rows.map((r) => r.lockKey),
-        rows.map((r) => r.topic),
-        rows.map((r) => r.key),
-        rows.map((r) => r.value),
-      ],
-    );
-  }
+  const end = options.offset + options.count;
+  for (let i = options.offset; i < end; i += 500)
+    await enqueueEvents(pool, schema, benchEvents(options, i, Math.min(end, i + 500)));
 }
 
 /** Fills the naive relay's table with `count` events. */

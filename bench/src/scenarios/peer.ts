@@ -4,7 +4,7 @@ import { createTopics, endOffsets, fillPeerOutbox, produceMessages } from '../se
 import type { ConsumerResult } from '../workers/consumers';
 import type { RelayResult } from '../workers/relays';
 
-/** Batch size given to the peer's polling listener (its default is 5; more only helps it here). */
+/** Batch size given to the peer's polling listener (its default is 5; a larger one only helps it here). */
 const peerBatchSize = 50;
 
 /**
@@ -18,7 +18,7 @@ export async function runPeerGroup(ctx: BenchContext): Promise<void> {
   const { rows } = await ctx.pool.query<{ wal_level: string }>('SHOW wal_level');
   const walLevel = rows[0]?.wal_level ?? 'unknown';
   ctx.notes.push(
-    `peer: pg-transactional-outbox 0.5.7 in polling mode (wal_level=${walLevel}${walLevel === 'logical' ? '' : '; its logical-replication mode needs wal_level=logical, a server setting the bench does not change'}), batch size ${peerBatchSize}, polling interval 50 ms, one segment per key (per-key order kept, as onceflow keeps it)`,
+    `peer: pg-transactional-outbox 0.5.7 in polling mode (wal_level=${walLevel}${walLevel === 'logical' ? '' : '; its logical-replication mode needs wal_level=logical, a server setting the bench does not change'}), batch size ${peerBatchSize} from the first poll, polling interval 50 ms, one segment per key (per-key order kept, as onceflow keeps it)`,
   );
   const topic = `${ctx.runId}-peer`;
   const outTopic = `${ctx.runId}-peer-out`;

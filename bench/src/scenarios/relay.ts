@@ -1,19 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enqueue, readOutboxStatus } from '@onceflow/postgres';
+import { readOutboxStatus } from '@onceflow/postgres';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
-import { createTopics, fillNaiveOutbox, fillOnceflowOutbox } from '../services';
-import {
-  benchKey,
-  benchMessageId,
-  benchPool,
-  benchValue,
-  nowMs,
-  percentile,
-  type SyncCommit,
-} from '../shared';
+import { benchEvents, createTopics, enqueueEvents, fillNaiveOutbox, fillOnceflowOutbox } from '../services';
+import { benchPool, nowMs, percentile, type SyncCommit } from '../shared';
 import type { RelayParams, RelayResult } from '../workers/relays';
 
 function logRelay(ctx: BenchContext, name: string, result: RelayResult): void {
@@ -75,7 +67,8 @@ async function onceflowDrain(
 
 /**
  * Commit → broker-ack latency at a steady offered rate: an open-loop enqueuer commits one small
- * transaction every 10 ms carrying rate/100 events (so a slow commit never lowers the offered rate),
+ * transaction every 10 ms carrying rate/100 events (one enqueue() call per event, sent as one
+ * statement; a slow commit never lowers the offered rate),
  * noting when it sent COMMIT for each event; the relay notes when the broker acknowledged each one.
  */
 async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promise<void> {
@@ -95,6 +88,7 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
     let n = 0;
     const inFlight = new Set<Promise<void>>();
     let failures = 0;
+    let lastCommit = started;
     for (let tick = 0; ; tick++) {
       const due = started + tick * tickMs;
       if (due >= endAt) break;
@@ -110,19 +104,16 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
         const client = await pool.connect();
         try {
           await client.query('BEGIN');
-          const ids: string[] = [];
-          for (let i = first; i < first + k; i++) {
-            const id = benchMessageId(`${ctx.runId}-lat`, i);
-            ids.push(id);
-            await enqueue(
-              client,
-              { id, topic, key: benchKey(i, ctx.config.keys), value: benchValue(i, ctx.config.valueBytes) },
-              { schema: ctx.schema },
-            );
-          }
+          const events = benchEvents(
+            { topic, valueBytes: ctx.config.valueBytes, keys: ctx.config.keys, runId: `${ctx.runId}-lat` },
+            first,
+            first + k,
+          );
+          await enqueueEvents(client, ctx.schema, events);
           const at = nowMs();
           await client.query('COMMIT');
-          for (const id of ids) committedAt.set(id, at);
+          for (const event of events) committedAt.set(event.id!, at);
+          lastCommit = nowMs();
         } catch {
           failures++;
           await client.query('ROLLBACK').catch(() => undefined);
@@ -134,7 +125,7 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
       void work.then(() => inFlight.delete(work));
     }
     await Promise.all(inFlight);
-    const offeredPerS = (committedAt.size / (nowMs() - started)) * 1000;
+    const offeredPerS = (committedAt.size / (lastCommit - started)) * 1000;
     const drainDeadline = nowMs() + 30_000;
     while (nowMs() < drainDeadline && (await readOutboxStatus(ctx.pool, { schema: ctx.schema })).backlog > 0)
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -213,6 +213,9 @@ export async function peerInboxConsumer(): Promise<void> {
       },
     },
     logger,
+    // Full batches from the first poll: the default ramp (one message per poll for the first
+    // batch-size polls) would only make the peer look slower.
+    { batchSizeStrategy: () => Promise.resolve(p.batchSize) },
   );
   const consumer = kafka.consumer({ groupId: p.groupId });
   await consumer.connect();

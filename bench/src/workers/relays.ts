@@ -178,6 +178,8 @@ export async function peerRelay(): Promise<void> {
       },
     },
     getDisabledLogger(),
+    // Full batches from the first poll: the default ramp would only make the peer look slower.
+    { batchSizeStrategy: () => Promise.resolve(p.batchSize ?? 5) },
   );
   announceReady();
   const expected = p.expected ?? 0;
