@@ -1,4 +1,7 @@
 import { createIdempotencyEngine, startIdempotencyReaper } from '@onceflow/http';
+import { idempotencyTables } from '@onceflow/postgres';
+import { eq } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support';
 import { startChargesApp } from './charges-app';
@@ -25,6 +28,19 @@ describe('key expiry and the reaper', () => {
          FROM "${db.schema}".idempotency_keys WHERE key = 'ttl'`,
     );
     expect(rows[0]!.hours).toBe(24);
+    // The drizzle definition reads the migration's table.
+    const { idempotencyKeys } = idempotencyTables(db.schema);
+    const [stored] = await drizzle({ client: db.pool })
+      .select()
+      .from(idempotencyKeys)
+      .where(eq(idempotencyKeys.key, 'ttl'));
+    expect(stored).toMatchObject({
+      scope: 'acme',
+      state: 'completed',
+      route: 'POST /charges',
+      responseStatus: 201,
+    });
+    expect(stored!.responseBody?.length).toBeGreaterThan(0);
   });
 
   it('an expired key is treated as new: the request runs again, even with another body', async () => {
