@@ -1,8 +1,9 @@
+import type { OutboxEvent } from '@onceflow/core';
 import { createOutboxRelay, type OutboxRelayOptions } from '@onceflow/kafkajs';
 import type { OutboxRelayHandle } from '@onceflow/outbox';
-import { enqueue, type OutboxEvent, readOutboxStatus } from '@onceflow/postgres';
+import { enqueue, readOutboxStatus } from '@onceflow/postgres';
 import type { Pool, PoolClient } from 'pg';
-import { type RawRecord, readTopic, type TestDatabase, testKafka } from '../support';
+import { type TestDatabase, testKafka, uniqueName } from '../support';
 
 /** Relay settings for tests: short leases and polling so takeovers and fallbacks happen within seconds. */
 export const fastRelaySettings = {
@@ -103,20 +104,78 @@ export interface Published {
   offset: bigint;
 }
 
-/** Reads the whole topic (read_committed) and decodes records. */
-export async function readPublished(topic: string, minMessages = 0): Promise<Published[]> {
-  const records = await readTopic(topic, { minMessages, timeoutMs: 90_000 });
-  return records.map(decode);
-}
-
-function decode(record: RawRecord): Published {
-  return {
-    id: record.headers['message-id']?.toString('utf8') ?? '',
-    key: record.key?.toString('utf8') ?? null,
-    value: record.value?.toString('utf8') ?? '',
-    partition: record.partition,
-    offset: BigInt(record.offset),
-  };
+/**
+ * Reads the whole topic as a read_committed consumer, up to its end offsets and at least
+ * `minMessages` records. Unlike a plain reader it also counts batches that held nothing visible
+ * (aborted transactions and their markers, which the relay's fenced or failed transactions leave at
+ * the end of a partition), so it ends instead of waiting for records that will never be visible.
+ */
+export async function readPublished(
+  topic: string,
+  minMessages = 0,
+  timeoutMs = 90_000,
+): Promise<Published[]> {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<number, bigint>();
+  try {
+    for (const p of await admin.fetchTopicOffsets(topic)) ends.set(p.partition, BigInt(p.high));
+  } finally {
+    await admin.disconnect();
+  }
+  const reached = new Map<number, bigint>();
+  const records: Published[] = [];
+  const done = (): boolean =>
+    records.length >= minMessages &&
+    [...ends].every(([partition, end]) => end === 0n || (reached.get(partition) ?? -1n) + 1n >= end);
+  if (done()) return records;
+  const consumer = kafka.consumer({
+    groupId: uniqueName('outbox-read'),
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 200,
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `readPublished(${topic}): ${records.length} records after ${timeoutMs} ms, expected ${minMessages}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const last = BigInt(payload.lastOffset);
+        if (last > (reached.get(payload.partition) ?? -1n)) reached.set(payload.partition, last);
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            for (const m of batch.messages)
+              records.push({
+                id: m.headers?.['message-id']?.toString() ?? '',
+                key: m.key?.toString('utf8') ?? null,
+                value: m.value?.toString('utf8') ?? '',
+                partition: batch.partition,
+                offset: BigInt(m.offset),
+              });
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
 }
 
 /**

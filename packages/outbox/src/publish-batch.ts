@@ -26,12 +26,12 @@ const isPermanent = (error: unknown): boolean =>
   isOnceflowError(error, 'OF_PUBLISH_FAILED') && !error.retriable;
 
 function describe(error: unknown): string {
-  const text = error instanceof Error ? `${error.message}${causeText(error.cause)}` : String(error);
-  return text.slice(0, 2000);
-}
-
-function causeText(cause: unknown): string {
-  return cause instanceof Error ? `: ${cause.message}` : '';
+  if (!(error instanceof Error)) return String(error).slice(0, 2000);
+  const cause =
+    error.cause instanceof Error && !error.message.includes(error.cause.message)
+      ? `: ${error.cause.message}`
+      : '';
+  return `${error.message}${cause}`.slice(0, 2000);
 }
 
 /**

@@ -1,0 +1,191 @@
+import { connect, Socket } from 'node:net';
+import { type OutboxRelayHandle, readOutboxStatus } from '@onceflow/outbox';
+import { listParkedOutboxEvents, unparkOutboxEvents } from '@onceflow/postgres';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  brokers,
+  createTestDatabase,
+  createTopic,
+  type TestDatabase,
+  testKafka,
+  uniqueName,
+} from '../support';
+import {
+  enqueueCommitted,
+  eventually,
+  idCounts,
+  orderByKey,
+  readPublished,
+  startRelay,
+  waitForDrain,
+} from './helpers';
+
+/**
+ * Every connection the relay's kafkajs client opens goes through this gate; cutting it destroys them
+ * and refuses new ones, which is a broker outage from the relay's point of view while the shared
+ * broker keeps serving every other test.
+ */
+function createBrokerGate() {
+  const sockets = new Set<Socket>();
+  let down = false;
+  return {
+    socketFactory: ({
+      host,
+      port,
+      onConnect,
+    }: {
+      host: string;
+      port: number;
+      onConnect: () => void;
+    }): Socket => {
+      if (down) {
+        const refused = new Socket();
+        setImmediate(() =>
+          refused.destroy(
+            Object.assign(new Error('connect ECONNREFUSED (simulated outage)'), { code: 'ECONNREFUSED' }),
+          ),
+        );
+        return refused;
+      }
+      const socket = connect({ host, port }, onConnect);
+      socket.setNoDelay(true);
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      return socket;
+    },
+    cut(): void {
+      down = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore(): void {
+      down = false;
+    },
+  };
+}
+
+describe('outbox relay failures', () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+
+  async function database(): Promise<TestDatabase> {
+    const db = await createTestDatabase();
+    cleanup.push(() => db.drop());
+    return db;
+  }
+
+  // Invariant 4 under outage: the backlog waits in Postgres and drains, complete and in order.
+  it('with the broker unreachable under enqueue load, the backlog grows and nothing is lost after it returns', async () => {
+    const db = await database();
+    const topic = uniqueName('outage');
+    await createTopic(topic, 3);
+    const gate = createBrokerGate();
+    const kafka = new Kafka({
+      clientId: 'outage-relay',
+      brokers: brokers(),
+      logLevel: logLevel.NOTHING,
+      socketFactory: gate.socketFactory,
+    });
+    let errorsDuringOutage = 0;
+    let outage = false;
+    const relay: OutboxRelayHandle = await startRelay(db, {
+      kafka,
+      observer: { onError: () => void (outage && errorsDuringOutage++) },
+    });
+    cleanup.push(() => relay.stop());
+
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    const expected = new Map<string, string[]>(keys.map((key) => [key, []]));
+    const load = async (from: number, to: number): Promise<void> => {
+      for (let txn = from; txn < to; txn++) {
+        const events = keys.map((key, j) => ({ topic, key, value: `t${txn}-${j}` }));
+        await enqueueCommitted(db, events);
+        for (const event of events) expected.get(event.key)!.push(event.value);
+      }
+    };
+
+    await load(0, 10);
+    await waitForDrain(db);
+    outage = true;
+    gate.cut();
+    await load(10, 40);
+    await eventually(() => errorsDuringOutage >= 2, 'the relay to fail publishing during the outage');
+    const during = await readOutboxStatus(db.pool, { schema: db.schema });
+    expect(during.backlog).toBeGreaterThan(0);
+    await load(40, 50);
+    gate.restore();
+    outage = false;
+
+    await waitForDrain(db);
+    const published = await readPublished(topic, 50 * keys.length);
+    const byKey = orderByKey(published);
+    for (const key of keys) expect(byKey.get(key), `key ${key}`).toEqual(expected.get(key));
+    expect(new Set(published.map((record) => record.id)).size).toBe(50 * keys.length);
+  });
+
+  // Invariant 1 for the outbox: a poisoned event is parked with its error, never dropped, and holds
+  // back only its own key.
+  it('an event too large for the topic is parked with its error; its key waits, other keys continue', async () => {
+    const db = await database();
+    const topic = uniqueName('oversize');
+    const admin = testKafka().admin();
+    await admin.connect();
+    cleanup.push(() => admin.disconnect());
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }],
+    });
+    const big = 'x'.repeat(20_000);
+    const [, tooBigId, heldId] = await enqueueCommitted(db, [
+      { topic, key: 'poisoned', value: 'p1' },
+      { topic, key: 'poisoned', value: big },
+      { topic, key: 'poisoned', value: 'p3' },
+      { topic, key: 'healthy', value: 'h1' },
+      { topic, key: 'healthy', value: 'h2' },
+      { topic, key: null, value: 'keyless' },
+    ]);
+    const parked: string[] = [];
+    const relay = await startRelay(db, { observer: { onParked: (event) => parked.push(event.eventId) } });
+    cleanup.push(() => relay.stop());
+    await enqueueCommitted(db, [{ topic, key: 'healthy', value: 'h3' }]);
+
+    // Everything is published but the parked event and the one behind it in its key.
+    await eventually(async () => {
+      const status = await readOutboxStatus(db.pool, { schema: db.schema });
+      return status.parked === 1 && status.backlog === 1;
+    }, 'the oversized event to be parked and the rest published');
+    const published = await readPublished(topic, 5);
+    const byKey = orderByKey(published);
+    expect(byKey.get('healthy')).toEqual(['h1', 'h2', 'h3']);
+    expect(byKey.get(null)).toEqual(['keyless']);
+    expect(byKey.get('poisoned')).toEqual(['p1']);
+    expect(parked).toEqual([tooBigId]);
+    const rows = await listParkedOutboxEvents(db.pool, { schema: db.schema });
+    expect(rows.map((row) => row.eventId)).toEqual([tooBigId]);
+    expect(rows[0]!.lastError).toMatch(/larger than the max message size/);
+    // The event behind it in the same key is still waiting, neither published nor parked.
+    const { rows: waiting } = await db.pool.query(
+      `SELECT event_id FROM "${db.schema}".outbox WHERE parked_at IS NULL`,
+    );
+    expect(waiting.map((row) => row.event_id)).toEqual([heldId]);
+
+    // Once the cause is fixed, unparking publishes the key's events in order.
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: 2 /* TOPIC */,
+          name: topic,
+          configEntries: [{ name: 'max.message.bytes', value: '1048576' }],
+        },
+      ],
+    });
+    expect(await unparkOutboxEvents(db.pool, { schema: db.schema, eventIds: [tooBigId!] })).toBe(1);
+    await waitForDrain(db);
+    const after = await readPublished(topic, 7);
+    expect(orderByKey(after).get('poisoned')).toEqual(['p1', big, 'p3']);
+    expect(idCounts(after).get(heldId!)).toBe(1);
+  });
+});
