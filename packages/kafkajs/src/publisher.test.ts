@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { classifyPublishError } from './publisher';
+
+const protocolError = (code: number, type: string) =>
+  Object.assign(new Error(type), { name: 'KafkaJSProtocolError', code, type });
+
+describe('classifyPublishError', () => {
+  it('treats a newer producer epoch as a lost lease, also when wrapped by retries', () => {
+    const wrapped = Object.assign(new Error('retries exceeded'), {
+      originalError: protocolError(47, 'INVALID_PRODUCER_EPOCH'),
+    });
+    expect(classifyPublishError(wrapped, 'lane-1').code).toBe('OF_LEASE_LOST');
+    expect(classifyPublishError(protocolError(90, 'UNKNOWN'), 'lane-1').code).toBe('OF_LEASE_LOST');
+  });
+
+  it('treats a too-large message as permanent', () => {
+    const error = classifyPublishError(protocolError(10, 'MESSAGE_TOO_LARGE'), 'lane-1');
+    expect(error).toMatchObject({ code: 'OF_PUBLISH_FAILED', retriable: false });
+  });
+
+  it('treats everything else, connection errors included, as transient', () => {
+    expect(classifyPublishError(new Error('Connection error: ECONNREFUSED'), 'lane-1')).toMatchObject({
+      code: 'OF_PUBLISH_FAILED',
+      retriable: true,
+    });
+    expect(classifyPublishError(protocolError(7, 'REQUEST_TIMED_OUT'), 'lane-1').retriable).toBe(true);
+  });
+});

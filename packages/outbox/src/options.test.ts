@@ -1,0 +1,27 @@
+import type { PublisherTransport } from '@onceflow/core';
+import type { Pool } from 'pg';
+import { describe, expect, it } from 'vitest';
+import { defaultOutboxRelayOptions, resolveRelayOptions } from './options';
+
+const pool = { connect: async () => undefined } as unknown as Pool;
+const transport: PublisherTransport = {
+  openLane: async () => ({ publish: async () => {}, close: async () => {} }),
+  close: async () => {},
+};
+
+describe('relay options', () => {
+  it('applies the documented defaults', () => {
+    const resolved = resolveRelayOptions({ pool, transport });
+    expect(resolved).toMatchObject(defaultOutboxRelayOptions);
+    expect(resolved.fencingIdPrefix).toBe('onceflow.outbox.onceflow.lane-');
+  });
+
+  it.each([
+    [{ batchSize: 0 }, /batchSize/],
+    [{ leaseTtlMs: 1_000, heartbeatIntervalMs: 600 }, /below half of leaseTtlMs/],
+    [{ schema: 'Bad-Name' }, /schema name/],
+    [{ retryInitialDelayMs: 500, retryMaxDelayMs: 100 }, /retryMaxDelayMs/],
+  ])('rejects %o at construction', (bad, message) => {
+    expect(() => resolveRelayOptions({ pool, transport, ...bad })).toThrow(message);
+  });
+});

@@ -1,0 +1,78 @@
+import { type LanePublisher, OnceflowError, type PublishRecord } from '@onceflow/core';
+import type { OutboxRow } from '@onceflow/postgres';
+import { describe, expect, it } from 'vitest';
+import { publishBatch } from './publish-batch';
+
+const row = (seq: number, key: string | null, value: string): OutboxRow => ({
+  seq: String(seq),
+  eventId: `id-${seq}`,
+  topic: 't',
+  key: key === null ? null : Buffer.from(key),
+  value: Buffer.from(value),
+  headers: { 'message-id': Buffer.from(`id-${seq}`) },
+  ageMs: 0,
+});
+
+/** A publisher that refuses, permanently, any call containing a value in `poison`, and records what it published. */
+function fakePublisher(
+  poison: Set<string>,
+  transientFailures = 0,
+): LanePublisher & { sent: string[]; calls: number } {
+  const state = { sent: [] as string[], calls: 0 };
+  let transient = transientFailures;
+  return Object.assign(state, {
+    async publish(records: readonly PublishRecord[]) {
+      state.calls++;
+      if (transient-- > 0) throw new OnceflowError('OF_PUBLISH_FAILED', 'broker away', { retriable: true });
+      if (records.some((r) => poison.has(r.value!.toString())))
+        throw new OnceflowError('OF_PUBLISH_FAILED', 'too large', { retriable: false });
+      state.sent.push(...records.map((r) => r.value!.toString()));
+    },
+    async close() {},
+  });
+}
+
+describe('publishBatch', () => {
+  it('publishes a healthy batch in one call, in seq order', async () => {
+    const publisher = fakePublisher(new Set());
+    const outcome = await publishBatch(publisher, [row(1, 'a', 'a1'), row(2, 'b', 'b1'), row(3, 'a', 'a2')]);
+    expect(publisher.calls).toBe(1);
+    expect(publisher.sent).toEqual(['a1', 'b1', 'a2']);
+    expect(outcome).toEqual({ published: ['1', '2', '3'], parked: [], heldBack: 0 });
+  });
+
+  it('isolates a permanently refused event, parks it and holds back only the rest of its key', async () => {
+    const publisher = fakePublisher(new Set(['a2']));
+    const rows = [
+      row(1, 'a', 'a1'),
+      row(2, 'b', 'b1'),
+      row(3, 'a', 'a2'),
+      row(4, 'b', 'b2'),
+      row(5, 'a', 'a3'),
+      row(6, null, 'n1'),
+    ];
+    const outcome = await publishBatch(publisher, rows);
+    expect(publisher.sent).toEqual(['a1', 'b1', 'b2', 'n1']);
+    expect(outcome.parked.map(({ row: r }) => r.seq)).toEqual(['3']);
+    expect(outcome.parked[0]!.error).toContain('too large');
+    expect(outcome.published).toEqual(['1', '2', '4', '6']);
+    expect(outcome.heldBack).toBe(1);
+  });
+
+  it('a parked keyless event holds back nothing else', async () => {
+    const publisher = fakePublisher(new Set(['n1']));
+    const outcome = await publishBatch(publisher, [row(1, null, 'n1'), row(2, null, 'n2')]);
+    expect(publisher.sent).toEqual(['n2']);
+    expect(outcome.heldBack).toBe(0);
+  });
+
+  it('propagates a transient failure without parking anything', async () => {
+    const publisher = fakePublisher(new Set(), 1);
+    const outcome = { published: [], parked: [], heldBack: 0 };
+    await expect(publishBatch(publisher, [row(1, 'a', 'a1')], outcome)).rejects.toMatchObject({
+      retriable: true,
+    });
+    expect(outcome.parked).toEqual([]);
+    expect(publisher.sent).toEqual([]);
+  });
+});
