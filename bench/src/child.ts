@@ -27,7 +27,8 @@ export interface Worker<R> {
 /**
  * Runs one measured component (consumer, relay, server) in its own Node process, so its CPU, memory
  * and event loop are its own and its peak RSS can be read from `process.resourceUsage()`.
- * `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of every worker into that folder.
+ * `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of every worker into that folder; `BENCH_VERBOSE=1`
+ * (or `BENCH_QUERY_TIMING=1`, which also times every statement by kind) echoes their stderr.
  */
 export function spawnWorker<R>(kind: string, params: Record<string, unknown>): Worker<R> {
   const profileDir = process.env.BENCH_CPU_PROF;
@@ -65,8 +66,10 @@ export function spawnWorker<R>(kind: string, params: Record<string, unknown>): W
     }
   };
   child.stdout?.on('data', onData);
+  const echo = process.env.BENCH_QUERY_TIMING === '1' || process.env.BENCH_VERBOSE === '1';
   child.stderr?.on('data', (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-20_000);
+    if (echo) process.stderr.write(chunk);
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 

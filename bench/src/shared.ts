@@ -55,3 +55,56 @@ export function percentile(sorted: readonly number[], p: number): number {
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Time spent per kind of statement, filled when a pool is instrumented. */
+export type QueryTimings = Record<string, { count: number; totalMs: number }>;
+
+function statementKind(text: unknown): string {
+  const sql = typeof text === 'string' ? text : ((text as { text?: string } | undefined)?.text ?? '?');
+  return sql.replace(/\s+/g, ' ').trim().slice(0, 70);
+}
+
+/**
+ * Times every statement run on the pool's connections, by its first 70 characters: a phase
+ * breakdown of where a worker's wall time goes while it waits on Postgres (a CPU profile only
+ * shows the time it computes). Enabled in workers by BENCH_QUERY_TIMING=1.
+ */
+export function instrumentPool(pool: pg.Pool, timings: QueryTimings): void {
+  pool.on('connect', (client) => {
+    const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+    const record = (kind: string, started: number): void => {
+      const entry = (timings[kind] ??= { count: 0, totalMs: 0 });
+      entry.count++;
+      entry.totalMs += nowMs() - started;
+    };
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const kind = statementKind(args[0]);
+      const started = nowMs();
+      const last = args[args.length - 1];
+      if (typeof last === 'function') {
+        args[args.length - 1] = (...cbArgs: unknown[]) => {
+          record(kind, started);
+          return (last as (...a: unknown[]) => unknown)(...cbArgs);
+        };
+        return original(...args);
+      }
+      const result = original(...args);
+      if (result && typeof (result as Promise<unknown>).then === 'function')
+        (result as Promise<unknown>).then(
+          () => record(kind, started),
+          () => record(kind, started),
+        );
+      return result;
+    };
+  });
+}
+
+/** The timings sorted by total time, rounded, for a worker's result. */
+export function summarizeTimings(
+  timings: QueryTimings,
+): Array<{ statement: string; count: number; totalMs: number }> {
+  return Object.entries(timings)
+    .map(([statement, t]) => ({ statement, count: t.count, totalMs: Math.round(t.totalMs) }))
+    .sort((a, b) => b.totalMs - a.totalMs)
+    .slice(0, 12);
+}

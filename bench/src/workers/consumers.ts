@@ -8,7 +8,15 @@ import {
   initializePollingMessageListener,
   type PollingListenerConfig,
 } from 'pg-transactional-outbox';
-import { benchKafka, benchPool, nowMs, type SyncCommit } from '../shared';
+import {
+  benchKafka,
+  benchPool,
+  instrumentPool,
+  nowMs,
+  type QueryTimings,
+  type SyncCommit,
+  summarizeTimings,
+} from '../shared';
 import { announceReady, finishWith, observeConsumers, type WorkerParams, workerParams } from './protocol';
 
 /** Parameters of the consumer workers. */
@@ -128,6 +136,8 @@ export async function inboxConsumer(): Promise<void> {
   const p = workerParams<ConsumerParams>();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 2);
+  const timings: QueryTimings = {};
+  if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
   let effects = 0;
   const consumerName = p.consumerName ?? p.groupId;
   const inbox = createInboxConsumer({
@@ -160,6 +170,8 @@ export async function inboxConsumer(): Promise<void> {
   await progress.done;
   await handle.stop();
   await pool.end();
+  if (process.env.BENCH_QUERY_TIMING === '1')
+    console.error(JSON.stringify(summarizeTimings(timings), null, 1));
   report(progress.messages, progress.joinedAt, progress.doneAt, effects);
 }
 

@@ -5,7 +5,15 @@ import {
   initializePollingMessageListener,
   type PollingListenerConfig,
 } from 'pg-transactional-outbox';
-import { benchKafka, benchPool, nowMs, type SyncCommit } from '../shared';
+import {
+  benchKafka,
+  benchPool,
+  instrumentPool,
+  nowMs,
+  type QueryTimings,
+  type SyncCommit,
+  summarizeTimings,
+} from '../shared';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
 
 /** Parameters of the relay workers. */
@@ -44,6 +52,8 @@ function report(events: number, startedAt: number, doneAt: number): never {
 export async function onceflowRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
   const pool = benchPool(p, p.syncCommit, 24);
+  const timings: QueryTimings = {};
+  if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
   const acks: string[] = [];
   let published = 0;
   let doneAt: number | undefined;
@@ -85,6 +95,8 @@ export async function onceflowRelay(): Promise<void> {
   await handle.stop();
   await pool.end();
   if (p.ackFile) writeFileSync(p.ackFile, `${acks.join('\n')}\n`);
+  if (process.env.BENCH_QUERY_TIMING === '1')
+    console.error(JSON.stringify(summarizeTimings(timings), null, 1));
   report(published, startedAt, doneAt ?? nowMs());
 }
 
