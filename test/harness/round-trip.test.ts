@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTestDatabase, createTopic, produceRaw, readTopic, uniqueName } from '../support';
+import { createTestDatabase, createTopic, produceRaw, readTopic, testKafka, uniqueName } from '../support';
 
 describe('test harness against the real services', () => {
   it('produces to a fresh topic on the real broker and consumes the same records back, headers included', async () => {
@@ -23,6 +23,27 @@ describe('test harness against the real services', () => {
         .map((r) => Number(r.value?.toString().slice(1)));
       expect(values).toEqual([...values].sort((a, b) => a - b));
     }
+  });
+
+  it('reads to the end of a partition whose last records belong to an aborted transaction', async () => {
+    const topic = uniqueName('harness_aborted');
+    await createTopic(topic, 1);
+    await produceRaw(topic, [{ key: 'k', value: 'committed' }]);
+    const producer = testKafka().producer({
+      transactionalId: uniqueName('harness_tx'),
+      maxInFlightRequests: 1,
+      idempotent: true,
+    });
+    await producer.connect();
+    try {
+      const tx = await producer.transaction();
+      await tx.send({ topic, messages: [{ key: 'k', value: 'aborted' }] });
+      await tx.abort();
+    } finally {
+      await producer.disconnect();
+    }
+    const got = await readTopic(topic, { timeoutMs: 20_000 });
+    expect(got.map((r) => r.value?.toString())).toEqual(['committed']);
   });
 
   it('writes and reads a Postgres row in a fresh migrated schema', async () => {

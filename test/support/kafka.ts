@@ -128,6 +128,17 @@ export async function readTopic(topic: string, options: ReadTopicOptions = {}): 
           ),
         timeoutMs,
       );
+      // Progress comes from the batch-end event, which also fires for batches that hold only
+      // transaction markers or aborted records: a partition that ends in an aborted transaction
+      // never reaches eachBatch with its last offset.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const last = BigInt(payload.lastOffset);
+        if (last > (reached.get(payload.partition) ?? -1n)) reached.set(payload.partition, last);
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
       consumer
         .run({
           autoCommit: false,
@@ -142,12 +153,6 @@ export async function readTopic(topic: string, options: ReadTopicOptions = {}): 
                 headers: toHeaders(m.headers),
                 timestamp: m.timestamp,
               });
-            }
-            const last = BigInt(batch.lastOffset());
-            if (last > (reached.get(batch.partition) ?? -1n)) reached.set(batch.partition, last);
-            if (done()) {
-              clearTimeout(timer);
-              resolve();
             }
           },
         })
