@@ -59,6 +59,14 @@ export interface VerifyInput {
   failedKeys: string[];
   /** True when chaos ran: then each consumer must have been handed duplicates, or the proof is empty. */
   chaos: boolean;
+  /** With chaos: the faults planned and the faults that happened, so a run that dodged its chaos fails. */
+  chaosCarriedOut?: ChaosAccount;
+}
+
+/** Faults by kind (`relay SIGKILLs`, `duplicates injected`...), planned and observed. */
+export interface ChaosAccount {
+  planned: Record<string, number>;
+  actual: Record<string, number>;
 }
 
 interface EffectCounts {
@@ -270,6 +278,22 @@ export async function verifyPipeline(input: VerifyInput): Promise<Verification> 
     pass: latency.measured === expectedEffects,
     detail: `${latency.measured} orders measured, max ${latencyMs.max ?? '-'} ms (database clock; includes the chaos)`,
   });
+
+  if (input.chaosCarriedOut) {
+    const { planned, actual } = input.chaosCarriedOut;
+    const text = (counts: Record<string, number>) =>
+      Object.entries(counts)
+        .map(([kind, n]) => `${n} ${kind}`)
+        .join(', ');
+    add({
+      check: 'chaos schedule carried out',
+      expected: text(planned),
+      actual: text(actual),
+      pass: Object.entries(planned).every(([kind, n]) => (actual[kind] ?? 0) >= n),
+      detail:
+        'faults the seed planned against faults observed (process exits, records produced, client timeouts)',
+    });
+  }
 
   return { rows, passed: rows.every((r) => r.pass), duplicates, latencyMs, deadLetters };
 }

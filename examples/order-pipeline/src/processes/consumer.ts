@@ -27,7 +27,12 @@ export async function runInboxConsumer(name: ConsumerName): Promise<void> {
       // The poison order is refused on every attempt: give up quickly and dead-letter it.
       retry: { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 400 },
       // A SIGKILLed member is noticed after the session timeout; the broker's minimum keeps restarts quick.
-      consumerConfig: { sessionTimeout: 6_000, heartbeatInterval: 1_000, rebalanceTimeout: 10_000 },
+      consumerConfig: {
+        sessionTimeout: 6_000,
+        heartbeatInterval: 1_000,
+        rebalanceTimeout: 10_000,
+        maxWaitTimeInMs: 250,
+      },
       handler: async (message, tx: TransactionContext) => {
         await handler(message, tx);
         if (killAt > 0 && ++handled === killAt) {

@@ -1,0 +1,79 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brokers, databaseUrl, uniqueName } from '@onceflow/test/support';
+import { describe, expect, it } from 'vitest';
+import type { DemoReport } from '../src/report';
+import { runDemo } from '../src/run-demo';
+
+const timeoutMs = 300_000;
+
+async function demo(options: { orders: number; seed: number; unprotected?: 'fulfilment'[] }) {
+  const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-test-'));
+  return runDemo({
+    orders: options.orders,
+    chaos: true,
+    seed: options.seed,
+    brokers: brokers(),
+    databaseUrl: databaseUrl(),
+    namespace: uniqueName('op'),
+    reportPath: join(dir, 'demo-report.json'),
+    output: 'silent',
+    concurrency: 8,
+    ...(options.unprotected ? { unprotected: options.unprotected } : {}),
+  });
+}
+
+function row(report: DemoReport, check: string) {
+  const found = report.verification.rows.find((r) => r.check === check);
+  if (!found) throw new Error(`no row "${check}" in the verification table`);
+  return found;
+}
+
+describe('order pipeline demo', () => {
+  it(
+    'under full chaos every accepted order is paid, charged, shipped and notified exactly once, and the poison order is dead-lettered',
+    async () => {
+      const result = await demo({ orders: 250, seed: 11 });
+      const { report } = result;
+      // The whole table, so a failure shows which invariant broke and by how much.
+      expect(report.verification.rows.filter((r) => !r.pass), result.table).toEqual([]);
+      expect(report.passed).toBe(true);
+      expect(report.load.accepted).toBe(250);
+      expect(row(report, 'payments = accepted orders - poison').actual).toBe('249');
+      expect(row(report, 'chaos schedule carried out').pass).toBe(true);
+      for (const account of report.verification.duplicates) {
+        expect(account.delivered, `${account.consumer} was handed no duplicates`).toBeGreaterThan(0);
+        expect(account.doubleEffects).toBe(0);
+      }
+      expect(report.verification.deadLetters.distinct).toBe(1);
+      expect(report.verification.deadLetters.reason).toBe('handler-failed');
+      // The report files say the same as the returned report.
+      const written = JSON.parse(await readFile(result.reportPath, 'utf8')) as DemoReport;
+      expect(written.verification.rows).toEqual(report.verification.rows);
+      const html = await readFile(result.htmlPath, 'utf8');
+      expect(html).toContain('<svg');
+      expect(html).toContain('dead letters = 1');
+    },
+    timeoutMs,
+  );
+
+  it(
+    'a fulfilment consumer without the inbox double-ships under duplicates, and the verifier reports FAIL',
+    async () => {
+      const { report, table } = await demo({ orders: 120, seed: 5, unprotected: ['fulfilment'] });
+      expect(report.passed, table).toBe(false);
+      // The injected duplicates reach the plain consumer, which applies them again.
+      expect(row(report, 'chaos schedule carried out').pass, table).toBe(true);
+      const fulfilment = report.verification.duplicates.find((d) => d.consumer === 'fulfilment')!;
+      expect(fulfilment.doubleEffects, table).toBeGreaterThan(0);
+      expect(row(report, 'shipments = accepted orders - poison').pass, table).toBe(false);
+      expect(row(report, 'inventory decremented exactly once per order').pass, table).toBe(false);
+      expect(row(report, 'fulfilment: duplicates delivered = suppressed').pass, table).toBe(false);
+      // The consumers that kept their inbox stay exact.
+      expect(row(report, 'payments = accepted orders - poison').pass, table).toBe(true);
+      expect(row(report, 'ledger charges = accepted orders - poison').pass, table).toBe(true);
+    },
+    timeoutMs,
+  );
+});
