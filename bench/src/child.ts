@@ -32,9 +32,8 @@ export interface Worker<R> {
  */
 export function spawnWorker<R>(kind: string, params: Record<string, unknown>): Worker<R> {
   const profileDir = process.env.BENCH_CPU_PROF;
-  const nodeArgs = profileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${kind}-${Date.now()}.cpuprofile`]
-    : [];
+  // Default profile names carry the pid and thread id: the loader thread writes its own profile.
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const child = spawn(process.execPath, [...nodeArgs, '--import', tsxLoader, workerEntry, kind], {
     env: { ...process.env, BENCH_PARAMS: JSON.stringify(params) },
     stdio: ['ignore', 'pipe', 'pipe'],
