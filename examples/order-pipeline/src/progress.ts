@@ -79,11 +79,11 @@ export async function readSnapshot(input: {
 export function renderSnapshot(snapshot: PipelineSnapshot, totalOrders: number): string {
   const seconds = (snapshot.atMs / 1000).toFixed(0).padStart(4);
   const head = `${seconds}s  orders accepted ${snapshot.ordersAccepted}/${totalOrders}   events published ${snapshot.eventsPublished} (outbox backlog ${snapshot.outboxBacklog})   restarts ${snapshot.restarts}`;
-  const lines = [head, '       consumer        processed  lag  dups injected  double effects'];
+  const lines = [head, '       consumer        processed  dups injected  double effects'];
   for (const c of consumerNames) {
     const info = snapshot.consumers[c];
     lines.push(
-      `       ${c.padEnd(14)}  ${String(info.rows).padStart(9)}  ${String(info.topic.lag).padStart(3)}  ${String(snapshot.injected[c]).padStart(13)}  ${String(info.rows - info.distinctOrders).padStart(14)}`,
+      `       ${c.padEnd(14)}  ${String(info.rows).padStart(9)}  ${String(snapshot.injected[c]).padStart(13)}  ${String(info.rows - info.distinctOrders).padStart(14)}`,
     );
   }
   lines.push(`       duplicates suppressed so far: ${snapshot.duplicatesSuppressed}`);

@@ -52,19 +52,19 @@ function chaosAccount(
   const consumer = (e: ProcessEvent) => (consumerNames as readonly string[]).includes(e.process);
   return {
     planned: {
-      'relay SIGKILLs': count('kill-relay'),
-      'consumer SIGKILLs': count('kill-consumer') + (schedule.selfKill ? 1 : 0),
-      'duplicates injected': schedule.actions.reduce(
+      'relay kills': count('kill-relay'),
+      'consumer kills': count('kill-consumer') + (schedule.selfKill ? 1 : 0),
+      'injected dups': schedule.actions.reduce(
         (n, a) => n + (a.kind === 'inject-duplicates' ? a.count : 0),
         0,
       ),
       'client timeouts': schedule.orders.filter((o) => o.timeout).length,
     },
     actual: {
-      'relay SIGKILLs': events.filter((e) => e.process === 'relay' && e.kind === 'killed').length,
-      'consumer SIGKILLs': events.filter((e) => consumer(e) && (e.kind === 'killed' || e.kind === 'crashed'))
+      'relay kills': events.filter((e) => e.process === 'relay' && e.kind === 'killed').length,
+      'consumer kills': events.filter((e) => consumer(e) && (e.kind === 'killed' || e.kind === 'crashed'))
         .length,
-      'duplicates injected': consumerNames.reduce((n, c) => n + injected[c], 0),
+      'injected dups': consumerNames.reduce((n, c) => n + injected[c], 0),
       'client timeouts': timeouts,
     },
   };

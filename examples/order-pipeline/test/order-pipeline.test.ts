@@ -37,7 +37,10 @@ describe('order pipeline demo', () => {
       const result = await demo({ orders: 250, seed: 11 });
       const { report } = result;
       // The whole table, so a failure shows which invariant broke and by how much.
-      expect(report.verification.rows.filter((r) => !r.pass), result.table).toEqual([]);
+      expect(
+        report.verification.rows.filter((r) => !r.pass),
+        result.table,
+      ).toEqual([]);
       expect(report.passed).toBe(true);
       expect(report.load.accepted).toBe(250);
       expect(row(report, 'payments = accepted orders - poison').actual).toBe('249');
