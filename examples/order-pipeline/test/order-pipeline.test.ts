@@ -76,6 +76,8 @@ describe('order pipeline demo', () => {
       // The consumers that kept their inbox stay exact.
       expect(row(report, 'payments = accepted orders - poison').pass, table).toBe(true);
       expect(row(report, 'ledger charges = accepted orders - poison').pass, table).toBe(true);
+      // Notifications keeps its inbox: the extra shipments reach it as new events, none is applied twice.
+      expect(row(report, 'notifications: duplicates delivered = suppressed').pass, table).toBe(true);
     },
     timeoutMs,
   );
