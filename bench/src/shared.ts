@@ -73,7 +73,8 @@ export function instrumentPool(pool: pg.Pool, timings: QueryTimings): void {
   pool.on('connect', (client) => {
     const original = client.query.bind(client) as (...args: unknown[]) => unknown;
     const record = (kind: string, started: number): void => {
-      const entry = (timings[kind] ??= { count: 0, totalMs: 0 });
+      const entry = timings[kind] ?? { count: 0, totalMs: 0 };
+      timings[kind] = entry;
       entry.count++;
       entry.totalMs += nowMs() - started;
     };
