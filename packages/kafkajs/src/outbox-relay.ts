@@ -20,10 +20,12 @@ export interface OutboxRelayOptions
  * ```
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
-  const { kafka, transactionTimeoutMs, requestRetries, ...engine } = options;
+  const { kafka, transactionTimeoutMs, requestRetries, requestRetryInitialDelayMs, ...engine } = options;
   const publisherOptions: KafkajsPublisherOptions = {};
   if (transactionTimeoutMs !== undefined) publisherOptions.transactionTimeoutMs = transactionTimeoutMs;
   if (requestRetries !== undefined) publisherOptions.requestRetries = requestRetries;
+  if (requestRetryInitialDelayMs !== undefined)
+    publisherOptions.requestRetryInitialDelayMs = requestRetryInitialDelayMs;
   const transport = createKafkajsPublisherTransport(kafka, publisherOptions);
   return createOutboxRelayEngine({ ...engine, transport });
 }

@@ -15,14 +15,22 @@ export interface KafkajsPublisherOptions {
    * relay takes the lane over first). Default: 60000.
    */
   transactionTimeoutMs?: number;
-  /** Retries of kafkajs itself per request before the relay's own backoff takes over. Default: 2. */
+  /** Retries of kafkajs itself per request before the relay's own backoff takes over. Default: 6. */
   requestRetries?: number;
+  /**
+   * First delay in milliseconds before kafkajs retries a request; it doubles per retry. Short on
+   * purpose: a transactional producer that begins its next transaction while the broker is still
+   * writing the previous one's commit markers gets CONCURRENT_TRANSACTIONS, which clears within
+   * milliseconds (the Java client retries it after 20 ms). Default: 10.
+   */
+  requestRetryInitialDelayMs?: number;
 }
 
 /** Defaults of {@link KafkajsPublisherOptions}. */
 export const defaultKafkajsPublisherOptions = Object.freeze({
   transactionTimeoutMs: 60_000,
-  requestRetries: 2,
+  requestRetries: 6,
+  requestRetryInitialDelayMs: 10,
 });
 
 // Errors that mean a newer producer with our transactional id exists: we were fenced.
@@ -107,7 +115,11 @@ async function openLanePublisher(
     transactionTimeout: options.transactionTimeoutMs,
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries: options.requestRetries, initialRetryTime: 100, maxRetryTime: 2_000 },
+    retry: {
+      retries: options.requestRetries,
+      initialRetryTime: options.requestRetryInitialDelayMs,
+      maxRetryTime: 2_000,
+    },
   });
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -164,6 +176,11 @@ export function createKafkajsPublisherTransport(
     invalidOptions(
       'createOutboxRelay',
       `requestRetries must be an integer >= 0 (got ${resolved.requestRetries})`,
+    );
+  if (!Number.isInteger(resolved.requestRetryInitialDelayMs) || resolved.requestRetryInitialDelayMs < 1)
+    invalidOptions(
+      'createOutboxRelay',
+      `requestRetryInitialDelayMs must be an integer >= 1 (got ${resolved.requestRetryInitialDelayMs})`,
     );
   const open = new Set<LanePublisher>();
   return {
