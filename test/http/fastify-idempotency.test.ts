@@ -54,6 +54,64 @@ describe('Idempotency-Key on a Fastify route (real Postgres, loopback HTTP)', ()
     expect(executions.charges - before.runs).toBe(1);
   });
 
+  it('concurrent identical requests through several servers (one engine each) execute once: the database arbitrates', async () => {
+    // Each engine lets one request per key through its in-process guard, so four servers put four
+    // claims of the same key at the database at once, again and again.
+    const servers = await Promise.all(Array.from({ length: 4 }, () => startChargesApp(db.pool, db.schema)));
+    try {
+      const headers = { 'idempotency-key': '"across-servers-1"', 'x-tenant': 'acme' };
+      const before = { outbox: await count('outbox') };
+      const responses = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          postJson(servers[i % servers.length]!.url, '/charges', { amount: 808 }, headers),
+        ),
+      );
+      const runs = servers.reduce((sum, server) => sum + server.executions.charges, 0);
+      expect(runs).toBe(1);
+      expect((await count('outbox')) - before.outbox).toBe(1);
+      expect(await count('charges', `tenant = 'acme' AND amount = 808`)).toBe(1);
+      const created = responses.filter((r) => r.status === 201);
+      expect(created.length + responses.filter((r) => r.status === 409).length).toBe(40);
+      expect(created.filter((r) => r.headers['idempotent-replayed'] === undefined)).toHaveLength(1);
+      expect(new Set(created.map((r) => r.body.toString('hex'))).size).toBe(1);
+      const later = await postJson(servers[3]!.url, '/charges', { amount: 808 }, headers);
+      expect(later.headers['idempotent-replayed']).toBe('true');
+      expect(later.body.equals(created[0]!.body)).toBe(true);
+    } finally {
+      await Promise.all(servers.map((server) => server.app.close()));
+    }
+  });
+
+  it('scopes and keys with quotes and backslashes are stored, isolated and replayed exactly', async () => {
+    // The header is a structured-field string: \" and \\ stand for a quote and a backslash.
+    const key = '"it\'s a \\"quoted\\" key \\\\ ; COMMIT"';
+    const tenants = ["o'brien\\", "o'brien\\'; DROP TABLE x; --"];
+    const first = await Promise.all(
+      tenants.map((tenant) =>
+        postJson(url, '/charges', { amount: 31 }, { 'idempotency-key': key, 'x-tenant': tenant }),
+      ),
+    );
+    expect(first.map((r) => r.status)).toEqual([201, 201]);
+    expect(json(first[0]!).id).not.toBe(json(first[1]!).id);
+    const { rows } = await db.pool.query<{ scope: string; key: string }>(
+      `SELECT scope, key FROM "${db.schema}".idempotency_keys WHERE scope = ANY($1) ORDER BY scope`,
+      [tenants],
+    );
+    expect(rows).toEqual(
+      [...tenants].sort().map((scope) => ({ scope, key: 'it\'s a "quoted" key \\ ; COMMIT' })),
+    );
+    for (const [i, tenant] of tenants.entries()) {
+      const again = await postJson(
+        url,
+        '/charges',
+        { amount: 31 },
+        { 'idempotency-key': key, 'x-tenant': tenant },
+      );
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.body.equals(first[i]!.body)).toBe(true);
+    }
+  });
+
   it('a replay returns the same status, stored headers and byte-identical body with Idempotent-Replayed: true', async () => {
     const headers = { 'idempotency-key': 'replay-1', 'x-tenant': 'acme' };
     const first = await postJson(url, '/charges', { amount: 5, currency: 'eur' }, headers);

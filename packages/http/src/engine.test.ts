@@ -156,8 +156,8 @@ describe('idempotency engine (in-memory store)', () => {
       next: async () => ({ status: 200, body: 'done' }),
     });
     // Simulate a process that died after phase one: commit the row with someone else's lease.
-    await store.transaction(async (tx) => {
-      await tx.insert({
+    await store.claim('tenant-1', 'key-1', { wait: false }, async (_claim, tx) => {
+      tx.insert({
         requestId: '00000000-0000-4000-8000-000000000000',
         scope: 'tenant-1',
         key: 'key-1',

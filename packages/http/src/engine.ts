@@ -51,7 +51,7 @@ type Step =
   | { type: 'mismatch' }
   | { type: 'replay'; response: HttpResult }
   | { type: 'done'; response: HttpResult }
-  | { type: 'next'; id: string; requestId: string; recoveryPoint: string }
+  | { type: 'next'; requestId: string; recoveryPoint: string }
   | { type: 'lost' }
   | { type: 'skip' }
   | { type: 'failed' };
@@ -64,8 +64,8 @@ class Released extends Error {
 }
 
 interface PhaseState {
-  /** Id of the committed key row; undefined while the first phase has not committed. */
-  id: string | undefined;
+  /** True once the key has a committed record (a previous phase ran). */
+  stored: boolean;
   requestId: string;
   recoveryPoint: string;
   data: unknown;
@@ -137,10 +137,9 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
           `route ${route.id}: phase ${state.recoveryPoint} returned unknown recovery point ${next}`,
         );
       const phaseData = result.data ?? null;
-      let id = state.id;
-      if (id === undefined) {
+      if (!state.stored) {
         const stored = route.multiPhase ? storedRequest(request, route) : undefined;
-        id = await tx.insert({
+        tx.insert({
           requestId: state.requestId,
           scope: request.scope,
           key: request.key!,
@@ -156,19 +155,14 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
           retentionMs,
         });
       } else {
-        await tx.advance(id, {
-          recoveryPoint: next,
-          phaseData,
-          leaseToken: state.token,
-          leaseMs: resolved.leaseMs,
-        });
+        tx.advance({ recoveryPoint: next, phaseData, leaseToken: state.token, leaseMs: resolved.leaseMs });
       }
-      return { type: 'next', id, requestId: state.requestId, recoveryPoint: next };
+      return { type: 'next', requestId: state.requestId, recoveryPoint: next };
     }
     const response = serializeResponse(result);
     if (result.release === true || resolved.releaseOn(response.status)) throw new Released(response);
-    if (state.id === undefined) {
-      await tx.insert({
+    if (!state.stored) {
+      tx.insert({
         requestId: state.requestId,
         scope: request.scope,
         key: request.key!,
@@ -184,7 +178,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
         retentionMs,
       });
     } else {
-      await tx.complete(state.id, response);
+      tx.complete(response);
     }
     return { type: 'done', response };
   }
@@ -203,24 +197,20 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     ) => { request: IdempotentRequest; route: RouteSpec } | undefined,
   ): Promise<{ step: Step; response: HttpResult | undefined }> {
     const token = randomUUID();
-    let committedId: string | undefined;
+    let committed = false;
     let routeId = 'unknown route';
     try {
       let target: { request: IdempotentRequest; route: RouteSpec } | undefined;
-      let step: Step = await store.transaction(async (tx) => {
-        if (!(await tx.tryLock(scope, key))) return { type: 'busy', retryAfterS: 1 };
-        let record = await tx.find(scope, key);
-        if (record?.expired && record.state === 'completed') {
-          await tx.remove(record.id);
-          record = undefined;
-        }
+      let step: Step = await store.claim(scope, key, { wait: false }, async (claim, tx) => {
+        if (claim.status === 'busy') return { type: 'busy', retryAfterS: 1 };
+        const record = claim.status === 'found' ? claim.record : undefined;
         target = resolve(record);
         if (!target) return { type: 'skip' };
         routeId = target.route.id;
         if (!record) {
           if (fingerprint === undefined) return { type: 'skip' };
           const state = {
-            id: undefined,
+            stored: false,
             requestId: randomUUID(),
             recoveryPoint: startedRecoveryPoint,
             data: undefined,
@@ -233,9 +223,10 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
             ? { type: 'skip' }
             : { type: 'replay', response: record.response! };
         if (record.leaseLive) return { type: 'busy', retryAfterS: record.leaseRemainingMs / 1000 };
-        await tx.takeLease(record.id, token, resolved.leaseMs);
+        // Taking over: the phase's own key write (next recovery point or completion) carries the
+        // new lease token, and a rollback leaves the old, expired lease as it was.
         const state = {
-          id: record.id,
+          stored: true,
           requestId: record.requestId,
           recoveryPoint: record.recoveryPoint,
           data: record.phaseData,
@@ -248,7 +239,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       });
       while (step.type === 'next' && target) {
         const { request, route } = target;
-        committedId = step.id;
+        committed = true;
         await resolved.afterPhaseCommit?.({
           route: route.id,
           scope,
@@ -256,13 +247,12 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
           requestId: step.requestId,
           recoveryPoint: step.recoveryPoint,
         });
-        step = await store.transaction(async (tx) => {
-          // Wait rather than fail: the only other holder is a request being told 409.
-          await tx.lock(scope, key);
-          const record = await tx.find(scope, key);
+        // Wait rather than fail: the only other holder is a request being told 409.
+        step = await store.claim(scope, key, { wait: true }, async (claim, tx) => {
+          const record = claim.status === 'found' ? claim.record : undefined;
           if (record?.state !== 'in_progress' || record.leaseToken !== token) return { type: 'lost' };
           const state = {
-            id: record.id,
+            stored: true,
             requestId: record.requestId,
             recoveryPoint: record.recoveryPoint,
             data: record.phaseData,
@@ -296,9 +286,9 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     } catch (error) {
       // A later phase failed: its own transaction rolled back, the earlier phases stay committed.
       // Ending the lease lets a retry resume from the last recovery point at once.
-      if (committedId !== undefined)
+      if (committed)
         await store
-          .releaseLease(committedId, token)
+          .releaseLease(scope, key, token)
           .catch((releaseError: unknown) => resolved.onError(releaseError, { route: routeId, scope, key }));
       if (error instanceof Released)
         return { step: { type: 'done', response: error.response }, response: error.response };
@@ -315,9 +305,9 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       for (;;) {
         const phase = route.phases[recoveryPoint];
         if (!phase) throw new Error(`route ${route.id} has no phase for recovery point ${recoveryPoint}`);
-        const outcome = await store.transaction(async (tx) => {
+        const outcome = await store.transaction(async (transaction) => {
           const context: PhaseContext = {
-            ...tx.context,
+            ...transaction,
             requestId,
             recoveryPoint,
             data,

@@ -3,9 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxEvent } from '@onceflow/core';
 import type {
+  ClaimOptions,
   IdempotencyKeyRecord,
   IdempotencyKeyStore,
   IdempotencyKeyTransaction,
+  KeyClaim,
   StoredRequest,
   StoredResponse,
   TransactionContext,
@@ -37,13 +39,8 @@ export class MemoryKeyStore implements IdempotencyKeyStore {
   private readonly locks = new Map<string, Promise<void>>();
   private nextId = 1;
 
-  async transaction<T>(work: (tx: IdempotencyKeyTransaction) => Promise<T>): Promise<T> {
-    this.transactions++;
-    const rows = new Map([...this.rows].map(([k, v]) => [k, { ...v }]));
-    const outbox: OutboxEvent[] = [];
-    const held: Array<() => void> = [];
-    const name = (scope: string, key: string): string => `${scope}\u0000${key}`;
-    const context = {
+  private context(outbox: OutboxEvent[]): TransactionContext {
+    return {
       db: undefined,
       client: undefined,
       outbox: {
@@ -53,52 +50,81 @@ export class MemoryKeyStore implements IdempotencyKeyStore {
         },
       },
     } as unknown as TransactionContext;
-    const find = (scope: string, key: string): Row | undefined => rows.get(name(scope, key));
-    const byId = (id: string): Row => [...rows.values()].find((row) => row.id === id)!;
-    const take = (lock: string): void => {
-      let release!: () => void;
-      this.locks.set(
-        lock,
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-      );
-      held.push(() => {
-        this.locks.delete(lock);
-        release();
-      });
-    };
-    const tx: IdempotencyKeyTransaction = {
-      context,
-      tryLock: async (scope, key) => {
-        if (this.locks.has(name(scope, key))) return false;
-        take(name(scope, key));
-        return true;
-      },
-      lock: async (scope, key) => {
-        while (this.locks.has(name(scope, key))) await this.locks.get(name(scope, key));
-        take(name(scope, key));
-      },
-      find: async (scope, key) => {
-        const row = find(scope, key);
-        if (!row) return undefined;
+  }
+
+  async transaction<T>(work: (context: TransactionContext) => Promise<T>): Promise<T> {
+    this.transactions++;
+    const outbox: OutboxEvent[] = [];
+    const result = await work(this.context(outbox));
+    this.outbox.push(...outbox);
+    return result;
+  }
+
+  async claim<T>(
+    scope: string,
+    key: string,
+    options: ClaimOptions,
+    work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
+  ): Promise<T> {
+    this.transactions++;
+    const name = `${scope}\u0000${key}`;
+    if (options.wait) while (this.locks.has(name)) await this.locks.get(name);
+    else if (this.locks.has(name)) return work({ status: 'busy' }, this.writer(scope, key, []));
+    let release!: () => void;
+    this.locks.set(
+      name,
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    );
+    try {
+      const rows = new Map([...this.rows].map(([k, v]) => [k, { ...v }]));
+      let row = rows.get(name);
+      if (row && row.state === 'completed' && row.expiresAt <= this.now) {
+        rows.delete(name);
+        row = undefined;
+      }
+      let claim: KeyClaim = { status: 'absent' };
+      if (row) {
         const remaining = row.lockedUntil === null ? 0 : Math.max(0, row.lockedUntil - this.now);
+        const { id: _id, lockedUntil: _lockedUntil, expiresAt: _expiresAt, ...fields } = row;
         const record: IdempotencyKeyRecord = {
-          ...row,
+          ...fields,
           leaseLive: remaining > 0,
           leaseRemainingMs: remaining,
-          expired: row.expiresAt <= this.now,
         };
-        return record;
-      },
-      remove: async (id) => {
-        const row = byId(id);
-        rows.delete(name(row.scope, row.key));
-      },
-      insert: async (row) => {
-        const id = String(this.nextId++);
+        claim = { status: 'found', record };
+      }
+      const outbox: OutboxEvent[] = [];
+      const writes: Array<(rows: Map<string, Row>) => void> = [];
+      const result = await work(claim, this.writer(scope, key, writes, outbox));
+      for (const write of writes) write(rows);
+      this.rows = rows;
+      this.outbox.push(...outbox);
+      return result;
+    } finally {
+      this.locks.delete(name);
+      release();
+    }
+  }
+
+  private writer(
+    scope: string,
+    key: string,
+    writes: Array<(rows: Map<string, Row>) => void>,
+    outbox: OutboxEvent[] = [],
+  ): IdempotencyKeyTransaction {
+    const name = `${scope}\u0000${key}`;
+    const stage = (write: (rows: Map<string, Row>) => void): void => {
+      if (writes.length > 0) throw new Error('one key write per transaction');
+      writes.push(write);
+    };
+    return {
+      context: this.context(outbox),
+      insert: (row) => {
         const done = row.response !== null;
-        rows.set(name(row.scope, row.key), {
+        const id = String(this.nextId++);
+        const stored: Row = {
           id,
           requestId: row.requestId,
           scope: row.scope,
@@ -114,39 +140,42 @@ export class MemoryKeyStore implements IdempotencyKeyStore {
           leaseToken: done ? null : row.leaseToken,
           lockedUntil: done ? null : this.now + row.leaseMs,
           expiresAt: this.now + row.retentionMs,
-        });
-        return id;
-      },
-      advance: async (id, next) => {
-        Object.assign(byId(id), {
-          recoveryPoint: next.recoveryPoint,
-          phaseData: structuredClone(next.phaseData),
-          leaseToken: next.leaseToken,
-          lockedUntil: this.now + next.leaseMs,
+        };
+        stage((rows) => {
+          if (rows.has(name)) throw new Error(`duplicate key ${name}`);
+          rows.set(name, stored);
         });
       },
-      complete: async (id, response) => {
-        Object.assign(byId(id), { state: 'completed', response, leaseToken: null, lockedUntil: null });
+      advance: (next) => {
+        const lockedUntil = this.now + next.leaseMs;
+        const phaseData = structuredClone(next.phaseData);
+        stage((rows) => {
+          Object.assign(rows.get(name)!, {
+            recoveryPoint: next.recoveryPoint,
+            phaseData,
+            leaseToken: next.leaseToken,
+            lockedUntil,
+          });
+        });
       },
-      takeLease: async (id, leaseToken, leaseMs) => {
-        Object.assign(byId(id), { leaseToken, lockedUntil: this.now + leaseMs });
+      complete: (response) => {
+        stage((rows) => {
+          Object.assign(rows.get(name)!, {
+            state: 'completed',
+            response,
+            leaseToken: null,
+            lockedUntil: null,
+            requestBody: null,
+          });
+        });
       },
     };
-    try {
-      const result = await work(tx);
-      this.rows = rows;
-      this.outbox.push(...outbox);
-      return result;
-    } finally {
-      for (const release of held) release();
-    }
   }
 
-  async releaseLease(id: string, leaseToken: string): Promise<void> {
-    const row = [...this.rows.values()].find((r) => r.id === id);
+  async releaseLease(scope: string, key: string, leaseToken: string): Promise<void> {
+    const row = this.rows.get(`${scope}\u0000${key}`);
     if (row && row.leaseToken === leaseToken && row.state === 'in_progress') row.lockedUntil = this.now;
   }
-
   async findAbandoned(limit: number, idleMs: number) {
     return [...this.rows.values()]
       .filter((row) => row.state === 'in_progress' && (row.lockedUntil ?? 0) <= this.now - idleMs)

@@ -39,3 +39,52 @@ CREATE INDEX idempotency_keys_expires_idx ON {{schema}}.idempotency_keys (expire
 
 -- The completer looks for unfinished requests whose lease ran out.
 CREATE INDEX idempotency_keys_unfinished_idx ON {{schema}}.idempotency_keys (locked_until) WHERE state = 'in_progress';
+
+-- Claims a key in one round trip: takes the key's transaction-scoped advisory lock (waiting for it,
+-- or giving up at once with claim = 'busy'), then reads the key. VOLATILE, so the read takes its
+-- snapshot after the lock is held and sees whatever the previous holder committed. A completed key
+-- past its expiry is deleted here and reported 'absent', as if never seen. Without a row the
+-- result is one 'absent' row; with one, claim = 'found' and the row's columns.
+CREATE FUNCTION {{schema}}.idempotency_claim(p_scope text, p_key text, p_wait boolean)
+RETURNS TABLE (
+  claim text, request_id uuid, fingerprint bytea, route text, state text, recovery_point text,
+  phase_data jsonb, request jsonb, request_body bytea, response_status integer, response_headers jsonb,
+  response_body bytea, lease_token uuid, lease_remaining_ms double precision
+) LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+  v_lock integer := hashtext(length(p_scope)::text || ':' || p_scope || ':' || p_key);
+  v_row {{schema}}.idempotency_keys%ROWTYPE;
+BEGIN
+  IF p_wait THEN
+    PERFORM pg_advisory_xact_lock(hashtext('onceflow:idempotency:{{schema_name}}'), v_lock);
+  ELSIF NOT pg_try_advisory_xact_lock(hashtext('onceflow:idempotency:{{schema_name}}'), v_lock) THEN
+    claim := 'busy';
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  SELECT * INTO v_row FROM {{schema}}.idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+  IF FOUND AND v_row.state = 'completed' AND v_row.expires_at <= now() THEN
+    DELETE FROM {{schema}}.idempotency_keys k WHERE k.id = v_row.id;
+  ELSIF FOUND THEN
+    claim := 'found';
+    request_id := v_row.request_id;
+    fingerprint := v_row.fingerprint;
+    route := v_row.route;
+    state := v_row.state;
+    recovery_point := v_row.recovery_point;
+    phase_data := v_row.phase_data;
+    request := v_row.request;
+    request_body := v_row.request_body;
+    response_status := v_row.response_status;
+    response_headers := v_row.response_headers;
+    response_body := v_row.response_body;
+    lease_token := v_row.lease_token;
+    lease_remaining_ms := greatest(0, coalesce(extract(epoch FROM (v_row.locked_until - now())) * 1000, 0));
+    RETURN NEXT;
+    RETURN;
+  END IF;
+  claim := 'absent';
+  RETURN NEXT;
+END
+$$;

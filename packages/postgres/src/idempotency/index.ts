@@ -2,10 +2,12 @@
 export { idempotencyTables } from '../schema/idempotency';
 export {
   type AbandonedKey,
+  type ClaimOptions,
   createPgIdempotencyKeyStore,
   type IdempotencyKeyRecord,
   type IdempotencyKeyStore,
   type IdempotencyKeyTransaction,
+  type KeyClaim,
   type NewIdempotencyKey,
   type PgIdempotencyKeyStoreOptions,
   type StoredRequest,

@@ -1,4 +1,5 @@
-import type { Pool, PoolClient } from 'pg';
+import { backoffDelayMs, defaultRetryPolicy, isTransientDatabaseError, sleep } from '@onceflow/core';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 import { createTransactionContext, type TransactionContext } from '../context';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
 import { runInTransaction, type TransactionOptions } from '../transaction';
@@ -22,9 +23,8 @@ export interface StoredRequest {
   bodyType: 'json' | 'text' | 'bytes' | 'none';
 }
 
-/** One idempotency key as a transaction sees it; the lease and expiry flags are judged by the database clock. */
+/** One idempotency key as a claiming transaction sees it; the lease is judged by the database clock. */
 export interface IdempotencyKeyRecord {
-  id: string;
   requestId: string;
   scope: string;
   key: string;
@@ -41,9 +41,17 @@ export interface IdempotencyKeyRecord {
   leaseLive: boolean;
   /** Milliseconds until the lease runs out; 0 when it has. */
   leaseRemainingMs: number;
-  /** True once `expires_at` has passed: the key is then treated as never seen. */
-  expired: boolean;
 }
+
+/**
+ * What claiming a key found, with the key's lock held: `busy` when another transaction holds the
+ * lock (only when not waiting for it), `absent` for a key never seen or whose completed record
+ * expired (deleted in this transaction), `found` with the record otherwise.
+ */
+export type KeyClaim =
+  | { status: 'busy' }
+  | { status: 'absent' }
+  | { status: 'found'; record: IdempotencyKeyRecord };
 
 /** A key written by the first phase of a request. */
 export interface NewIdempotencyKey {
@@ -66,27 +74,20 @@ export interface NewIdempotencyKey {
   retentionMs: number;
 }
 
-/** The key operations available inside one open transaction. */
+/**
+ * The key writes of one claiming transaction. Each records the key's new state; it is sent in one
+ * round trip together with COMMIT, after the phase's own writes, so it is the transaction's last
+ * statement and at most one may be made per transaction.
+ */
 export interface IdempotencyKeyTransaction {
   /** The handler's view of the same transaction (drizzle, raw client, outbox). */
   readonly context: TransactionContext;
-  /** Takes the key's transaction-scoped lock without waiting; false when another transaction holds it. */
-  tryLock(scope: string, key: string): Promise<boolean>;
-  /** Takes the key's transaction-scoped lock, waiting for it. */
-  lock(scope: string, key: string): Promise<void>;
-  find(scope: string, key: string): Promise<IdempotencyKeyRecord | undefined>;
-  remove(id: string): Promise<void>;
-  /** Inserts the key and resolves to its id. */
-  insert(row: NewIdempotencyKey): Promise<string>;
+  /** Writes the key's first record: completed when it carries a response, else in progress under a lease. */
+  insert(row: NewIdempotencyKey): void;
   /** Commits a recovery point and extends the lease of `leaseToken`. */
-  advance(
-    id: string,
-    next: { recoveryPoint: string; phaseData: unknown; leaseToken: string; leaseMs: number },
-  ): Promise<void>;
+  advance(next: { recoveryPoint: string; phaseData: unknown; leaseToken: string; leaseMs: number }): void;
   /** Marks the key completed with its response and drops the lease. */
-  complete(id: string, response: StoredResponse): Promise<void>;
-  /** Hands the lease of an unfinished key to `leaseToken`. */
-  takeLease(id: string, leaseToken: string, leaseMs: number): Promise<void>;
+  complete(response: StoredResponse): void;
 }
 
 /** A key that is unfinished and whose lease ran out: a completer may take it over. */
@@ -95,12 +96,29 @@ export interface AbandonedKey {
   key: string;
 }
 
+/** Whether {@link IdempotencyKeyStore.claim} waits for a key's lock. */
+export interface ClaimOptions {
+  /** Wait for the lock instead of reporting `busy`. */
+  wait: boolean;
+}
+
 /** Storage of idempotency keys. The Postgres one is {@link createPgIdempotencyKeyStore}; tests use fakes. */
 export interface IdempotencyKeyStore {
-  /** Runs `work` in one transaction: commit when it resolves, rollback when it throws. */
-  transaction<T>(work: (tx: IdempotencyKeyTransaction) => Promise<T>): Promise<T>;
+  /** Runs `work` in one transaction without a key: commit when it resolves, rollback when it throws. */
+  transaction<T>(work: (context: TransactionContext) => Promise<T>): Promise<T>;
+  /**
+   * Opens a transaction, takes the key's transaction-scoped lock, reads the key and runs `work`
+   * with what it found; commits (with the key write `work` made, if any) when `work` resolves and
+   * rolls back when it throws. The lock is held until then, so `work` is the key's only writer.
+   */
+  claim<T>(
+    scope: string,
+    key: string,
+    options: ClaimOptions,
+    work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
+  ): Promise<T>;
   /** Ends the lease of `leaseToken` at once, so a retry may resume without waiting for it to run out. */
-  releaseLease(id: string, leaseToken: string): Promise<void>;
+  releaseLease(scope: string, key: string, leaseToken: string): Promise<void>;
   /** Unfinished keys whose lease ran out at least `idleMs` ago, oldest first. */
   findAbandoned(limit: number, idleMs: number): Promise<AbandonedKey[]>;
   /** Deletes one batch of expired completed keys; resolves to the number deleted. Never touches unfinished keys. */
@@ -115,11 +133,9 @@ export interface PgIdempotencyKeyStoreOptions {
   transaction?: TransactionOptions;
 }
 
-interface KeyRow {
-  id: string;
+interface ClaimRow {
+  claim: 'busy' | 'absent' | 'found';
   request_id: string;
-  scope: string;
-  key: string;
   fingerprint: Buffer;
   route: string;
   state: 'in_progress' | 'completed';
@@ -131,43 +147,65 @@ interface KeyRow {
   response_headers: Record<string, string> | null;
   response_body: Buffer | null;
   lease_token: string | null;
-  lease_live: boolean;
-  lease_remaining_ms: string | number | null;
-  expired: boolean;
+  lease_remaining_ms: number | null;
 }
 
-function toRecord(row: KeyRow): IdempotencyKeyRecord {
+function toClaim(scope: string, key: string, row: ClaimRow | undefined): KeyClaim {
+  if (row === undefined) throw new Error('idempotency_claim returned no row');
+  if (row.claim !== 'found') return { status: row.claim };
+  const leaseRemainingMs = Math.max(0, Math.ceil(Number(row.lease_remaining_ms ?? 0)));
   return {
-    id: String(row.id),
-    requestId: row.request_id,
-    scope: row.scope,
-    key: row.key,
-    fingerprint: row.fingerprint,
-    route: row.route,
-    state: row.state,
-    recoveryPoint: row.recovery_point,
-    phaseData: row.phase_data,
-    request: row.request,
-    requestBody: row.request_body,
-    response:
-      row.response_status === null
-        ? null
-        : {
-            status: row.response_status,
-            headers: row.response_headers ?? {},
-            body: row.response_body ?? Buffer.alloc(0),
-          },
-    leaseToken: row.lease_token,
-    leaseLive: row.lease_live,
-    leaseRemainingMs: Math.max(0, Math.ceil(Number(row.lease_remaining_ms ?? 0))),
-    expired: row.expired,
+    status: 'found',
+    record: {
+      requestId: row.request_id,
+      scope,
+      key,
+      fingerprint: row.fingerprint,
+      route: row.route,
+      state: row.state,
+      recoveryPoint: row.recovery_point,
+      phaseData: row.phase_data,
+      request: row.request,
+      requestBody: row.request_body,
+      response:
+        row.response_status === null
+          ? null
+          : {
+              status: row.response_status,
+              headers: row.response_headers ?? {},
+              body: row.response_body ?? Buffer.alloc(0),
+            },
+      leaseToken: row.lease_token,
+      leaseLive: leaseRemainingMs > 0,
+      leaseRemainingMs,
+    },
   };
 }
 
-// jsonb parameters go through JSON.stringify so that strings and arrays are not mistaken for
-// Postgres text or array literals by pg's parameter encoding.
-function jsonParam(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value);
+/** A value written into SQL text as a literal. */
+type Literal = string | number | boolean | Buffer | null | { json: unknown };
+
+/**
+ * Renders a value as a SQL literal, for the statements that travel in one simple-protocol round
+ * trip with BEGIN or COMMIT (that protocol takes no parameters). Strings go through pg's own
+ * escaping, bytes as hex digits, numbers only when finite.
+ */
+function literal(client: PoolClient, value: Literal): string {
+  if (value === null) return 'NULL';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`not a finite number: ${value}`);
+    return String(value);
+  }
+  if (Buffer.isBuffer(value)) return `decode('${value.toString('hex')}', 'hex')`;
+  if (typeof value === 'string') {
+    // The protocol ends a query at NUL; refuse rather than send a cut statement.
+    if (value.includes('\u0000')) throw new TypeError('a NUL character cannot be stored in text');
+    return client.escapeLiteral(value);
+  }
+  return value.json === undefined || value.json === null
+    ? 'NULL'
+    : `${literal(client, JSON.stringify(value.json))}::jsonb`;
 }
 
 /** The Postgres store of idempotency keys, in the table created by migration 0003. */
@@ -177,106 +215,124 @@ export function createPgIdempotencyKeyStore(
 ): IdempotencyKeyStore {
   const schema = validateIdentifier(options.schema ?? defaultSchemaName);
   const table = `${quoteIdentifier(schema)}.idempotency_keys`;
-  const lockClass = `hashtext('onceflow:idempotency:${schema}')`;
-  const lockName = (scope: string, key: string): string => `${scope.length}:${scope}:${key}`;
+  const claimFunction = `${quoteIdentifier(schema)}.idempotency_claim`;
+  const isolation = options.transaction?.isolation;
+  const begin = isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
+  const retry = options.transaction?.retry ?? defaultRetryPolicy;
+  const interval = (client: PoolClient, ms: number): string =>
+    `make_interval(secs => ${literal(client, ms)}::double precision / 1000)`;
 
-  function bind(client: PoolClient): IdempotencyKeyTransaction {
-    return {
+  /** The key writes of one transaction; `write` holds the statement sent with COMMIT. */
+  function bind(
+    client: PoolClient,
+    scope: string,
+    key: string,
+  ): IdempotencyKeyTransaction & { write: string | undefined } {
+    const where = (): string => `WHERE scope = ${literal(client, scope)} AND key = ${literal(client, key)}`;
+    const tx = {
       context: createTransactionContext(client, { schema }),
-      async tryLock(scope, key) {
-        const { rows } = await client.query<{ locked: boolean }>(
-          `SELECT pg_try_advisory_xact_lock(${lockClass}, hashtext($1)) AS locked`,
-          [lockName(scope, key)],
-        );
-        return rows[0]?.locked === true;
-      },
-      async lock(scope, key) {
-        await client.query(`SELECT pg_advisory_xact_lock(${lockClass}, hashtext($1))`, [
-          lockName(scope, key),
-        ]);
-      },
-      async find(scope, key) {
-        const { rows } = await client.query<KeyRow>(
-          `SELECT id, request_id, scope, key, fingerprint, route, state, recovery_point, phase_data, request, request_body,
-                  response_status, response_headers, response_body, lease_token,
-                  coalesce(locked_until > now(), false) AS lease_live,
-                  greatest(0, extract(epoch FROM (locked_until - now())) * 1000) AS lease_remaining_ms,
-                  expires_at <= now() AS expired
-             FROM ${table} WHERE scope = $1 AND key = $2`,
-          [scope, key],
-        );
-        return rows[0] ? toRecord(rows[0]) : undefined;
-      },
-      async remove(id) {
-        await client.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
-      },
-      async insert(row) {
+      write: undefined as string | undefined,
+      insert(row: NewIdempotencyKey): void {
         const done = row.response !== null;
-        const { rows } = await client.query<{ id: string }>(
+        const values: Literal[] = [
+          row.requestId,
+          row.scope,
+          row.key,
+          row.fingerprint,
+          row.route,
+          done ? 'completed' : 'in_progress',
+          row.recoveryPoint,
+          { json: row.phaseData },
+          { json: row.request },
+          row.requestBody,
+          row.response?.status ?? null,
+          { json: row.response?.headers },
+          row.response?.body ?? null,
+          done ? null : row.leaseToken,
+        ];
+        stage(
           `INSERT INTO ${table} (request_id, scope, key, fingerprint, route, state, recovery_point, phase_data, request,
                                  request_body, response_status, response_headers, response_body, lease_token,
                                  locked_until, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12::jsonb, $13, $14,
-                   CASE WHEN $14::uuid IS NULL THEN NULL ELSE now() + make_interval(secs => $15::double precision / 1000) END,
-                   now() + make_interval(secs => $16::double precision / 1000))
-           RETURNING id`,
-          [
-            row.requestId,
-            row.scope,
-            row.key,
-            row.fingerprint,
-            row.route,
-            done ? 'completed' : 'in_progress',
-            row.recoveryPoint,
-            jsonParam(row.phaseData),
-            jsonParam(row.request),
-            row.requestBody,
-            row.response?.status ?? null,
-            jsonParam(row.response?.headers),
-            row.response?.body ?? null,
-            done ? null : row.leaseToken,
-            row.leaseMs,
-            row.retentionMs,
-          ],
-        );
-        return String(rows[0]!.id);
-      },
-      async advance(id, next) {
-        await client.query(
-          `UPDATE ${table}
-              SET recovery_point = $2, phase_data = $3::jsonb, lease_token = $4,
-                  locked_until = now() + make_interval(secs => $5::double precision / 1000), updated_at = now()
-            WHERE id = $1`,
-          [id, next.recoveryPoint, jsonParam(next.phaseData), next.leaseToken, next.leaseMs],
+           VALUES (${values.map((value) => literal(client, value)).join(', ')},
+                   ${done ? 'NULL' : `now() + ${interval(client, row.leaseMs)}`}, now() + ${interval(client, row.retentionMs)})`,
         );
       },
-      async complete(id, response) {
-        await client.query(
+      advance(next: {
+        recoveryPoint: string;
+        phaseData: unknown;
+        leaseToken: string;
+        leaseMs: number;
+      }): void {
+        stage(
           `UPDATE ${table}
-              SET state = 'completed', response_status = $2, response_headers = $3::jsonb, response_body = $4,
+              SET recovery_point = ${literal(client, next.recoveryPoint)}, phase_data = ${literal(client, { json: next.phaseData })},
+                  lease_token = ${literal(client, next.leaseToken)}, locked_until = now() + ${interval(client, next.leaseMs)},
+                  updated_at = now()
+            ${where()}`,
+        );
+      },
+      complete(response: StoredResponse): void {
+        stage(
+          `UPDATE ${table}
+              SET state = 'completed', response_status = ${literal(client, response.status)},
+                  response_headers = ${literal(client, { json: response.headers })}, response_body = ${literal(client, response.body)},
                   lease_token = NULL, locked_until = NULL, request_body = NULL, updated_at = now()
-            WHERE id = $1`,
-          [id, response.status, jsonParam(response.headers), response.body],
-        );
-      },
-      async takeLease(id, leaseToken, leaseMs) {
-        await client.query(
-          `UPDATE ${table}
-              SET lease_token = $2, locked_until = now() + make_interval(secs => $3::double precision / 1000), updated_at = now()
-            WHERE id = $1`,
-          [id, leaseToken, leaseMs],
+            ${where()}`,
         );
       },
     };
+    function stage(statement: string): void {
+      if (tx.write !== undefined) throw new Error('one key write per transaction');
+      tx.write = statement;
+    }
+    return tx;
+  }
+
+  async function claim<T>(
+    scope: string,
+    key: string,
+    claimOptions: ClaimOptions,
+    work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        // BEGIN and the claim share one round trip, the key write and COMMIT another: a keyed
+        // request costs the round trips of an unprotected transaction.
+        const results = (await client.query(
+          `${begin}; SELECT * FROM ${claimFunction}(${literal(client, scope)}, ${literal(client, key)}, ${claimOptions.wait})`,
+        )) as unknown as Array<QueryResult<ClaimRow>>;
+        const tx = bind(client, scope, key);
+        const result = await work(toClaim(scope, key, results[1]?.rows[0]), tx);
+        await client.query(tx.write === undefined ? 'COMMIT' : `${tx.write}; COMMIT`);
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        if (!isTransientDatabaseError(error) || attempt >= retry.maxAttempts) throw error;
+        await sleep(backoffDelayMs(retry, attempt));
+      } finally {
+        client.release(broken);
+      }
+    }
   }
 
   return {
-    transaction: (work) => runInTransaction(pool, (client) => work(bind(client)), options.transaction),
-    async releaseLease(id, leaseToken) {
+    transaction: (work) =>
+      runInTransaction(
+        pool,
+        (client) => work(createTransactionContext(client, { schema })),
+        options.transaction,
+      ),
+    claim,
+    async releaseLease(scope, key, leaseToken) {
       await pool.query(
         `UPDATE ${table} SET locked_until = now(), updated_at = now()
-          WHERE id = $1 AND lease_token = $2 AND state = 'in_progress'`,
-        [id, leaseToken],
+          WHERE scope = $1 AND key = $2 AND lease_token = $3 AND state = 'in_progress'`,
+        [scope, key, leaseToken],
       );
     },
     async findAbandoned(limit, idleMs) {
