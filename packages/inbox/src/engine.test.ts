@@ -3,16 +3,19 @@ import { describe, expect, it } from 'vitest';
 import { deadLetterHeaders } from './dead-letter';
 import { createInboxEngine } from './engine';
 import { batchOf, createFakeControl, createFakeStore, type FakeContext } from './fakes.test-support';
-import { type InboxHandler, type InboxOptions, resolveInboxOptions } from './options';
+import { type InboxBatchHandler, type InboxHandler, type InboxOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2, multiplier: 1, jitter: 0 };
 
-function setup(handler: InboxHandler<FakeContext>, overrides: Partial<InboxOptions<FakeContext>> = {}) {
+function setup(
+  handler: InboxHandler<FakeContext> | { batch: InboxBatchHandler<FakeContext> },
+  overrides: Partial<InboxOptions<FakeContext>> = {},
+) {
   const fake = createFakeStore();
   const options = resolveInboxOptions<FakeContext>({
     consumer: 'payments',
-    handler,
+    ...(typeof handler === 'function' ? { handler } : { handleBatch: handler.batch }),
     retry: fastRetry,
     onError: () => undefined,
     ...overrides,
@@ -253,11 +256,118 @@ describe('inbox options', () => {
     expectInvalid({ mode: 'turbo' }, /mode must be one of batch, per-message/);
     expectInvalid({ consumer: '' }, /consumer must be a name/);
     expectInvalid({ handler: 'nope' }, /handler must be/);
+    expectInvalid({ handler: undefined }, /give a handler .* or a handleBatch/);
+    expectInvalid({ handleBatch: async () => {} }, /give either handler or handleBatch, not both/);
+    expectInvalid({ handler: undefined, handleBatch: 'nope' }, /handleBatch must be/);
   });
 
   it('applies documented defaults', () => {
     const resolved = resolveInboxOptions<FakeContext>(base);
     expect(resolved).toMatchObject({ schema: 'onceflow', mode: 'batch', onMissingId: 'dead-letter' });
     expect(resolved.deadLetterTopic('orders')).toBe('orders.dlq');
+  });
+});
+
+describe('inbox engine with a batch handler (handleBatch)', () => {
+  /** Writes every message's id, recording the ids of each call. */
+  function recording(fail: (ids: string[]) => boolean = () => false) {
+    const calls: string[][] = [];
+    const handler: InboxBatchHandler<FakeContext> = async (messages, ctx) => {
+      const ids = messages.map((m) => m.id);
+      calls.push(ids);
+      for (const id of ids) await ctx.write(id);
+      if (fail(ids)) throw new Error(`cannot process ${ids.join(',')}`);
+    };
+    return { calls, handler };
+  }
+
+  it('gets the new messages of a batch in one call, in offset order, without duplicates (one effect per id)', async () => {
+    const r = recording();
+    const t = setup({ batch: r.handler });
+    await t.run(batchOf(['a', 'b', 'a', 'c', 'b']));
+    await t.run(batchOf(['c', 'd', 'a', 'e'], { firstOffset: 5 }));
+    expect(r.calls).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e'],
+    ]);
+    expect(t.effects).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(t.log).toEqual(['db-commit', 'offset-commit 5', 'db-commit', 'offset-commit 9']);
+  });
+
+  it('is not called for a batch of duplicates only', async () => {
+    const r = recording();
+    const t = setup({ batch: r.handler });
+    await t.run(batchOf(['a', 'b']));
+    await t.run(batchOf(['b', 'a'], { firstOffset: 2 }));
+    expect(r.calls).toEqual([['a', 'b']]);
+  });
+
+  it('keeps the order of effects and dead letters: the call is split around a dead-lettered message', async () => {
+    const r = recording();
+    const t = setup({ batch: r.handler });
+    await t.run(batchOf(['a', 'b', null, 'c']));
+    expect(r.calls).toEqual([['a', 'b'], ['c']]);
+    expect(t.outbox.map((e) => e.headers![deadLetterHeaders.originOffset])).toEqual(['2']);
+  });
+
+  it('a failing call leaves no partial effect; the culprit is isolated by bisection, retried alone, then applied once, in order', async () => {
+    let failures = 1;
+    const r = recording((ids) => ids.includes('e') && failures-- > 0);
+    const t = setup({ batch: r.handler });
+    await t.run(batchOf(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']));
+    expect(t.effects).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+    expect(t.outbox).toEqual([]);
+    // The first call failed as a whole; its halves then succeeded (the failure did not recur).
+    expect(r.calls[0]).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+    expect(r.calls.slice(1)).toEqual([
+      ['a', 'b', 'c', 'd'],
+      ['e', 'f', 'g', 'h'],
+    ]);
+  });
+
+  it('a poison message among many is dead-lettered alone after maxAttempts; every other message is applied once, in order', async () => {
+    const r = recording((ids) => ids.includes('poison'));
+    const t = setup({ batch: r.handler });
+    const ids = ['a', 'b', 'c', 'd', 'e', 'poison', 'g', 'h', 'i', 'j', 'k'];
+    await t.run(batchOf(ids));
+    expect(t.effects).toEqual(ids.filter((id) => id !== 'poison'));
+    expect(t.outbox).toHaveLength(1);
+    const headers = t.outbox[0]!.headers!;
+    expect(headers[deadLetterHeaders.reason]).toBe('handler-failed');
+    expect(headers[deadLetterHeaders.attempts]).toBe('3');
+    expect(headers[deadLetterHeaders.originOffset]).toBe('5');
+    expect(headers[deadLetterHeaders.error]).toContain('cannot process poison');
+    // Attempts counted once the message was alone: three single calls.
+    expect(r.calls.filter((c) => c.length === 1 && c[0] === 'poison')).toHaveLength(3);
+    // Redelivery changes nothing.
+    const before = r.calls.length;
+    await t.run(batchOf(ids));
+    expect(r.calls.length).toBe(before);
+    expect(t.outbox).toHaveLength(1);
+  });
+
+  it('a batch handler over its time limit is rolled back and retried', async () => {
+    let calls = 0;
+    const t = setup(
+      {
+        batch: async (messages, ctx) => {
+          calls++;
+          if (calls === 1) await new Promise((resolve) => setTimeout(resolve, 50));
+          for (const m of messages) await ctx.write(m.id);
+        },
+      },
+      { handlerTimeoutMs: 10 },
+    );
+    await t.run(batchOf(['a', 'b']));
+    expect(t.abandonedCount()).toBe(1);
+    expect(t.effects).toEqual(['a', 'b']);
+  });
+
+  it('per-message mode calls the batch handler with one message per transaction', async () => {
+    const r = recording();
+    const t = setup({ batch: r.handler }, { mode: 'per-message' });
+    await t.run(batchOf(['a', 'b']));
+    expect(r.calls).toEqual([['a'], ['b']]);
+    expect(t.log).toEqual(['db-commit', 'db-commit', 'offset-commit 2']);
   });
 });

@@ -3,6 +3,7 @@ export { createInboxEngine, type InboxEngine, type InboxEngineOptions } from './
 export {
   type DeadLetterReason,
   defaultInboxOptions,
+  type InboxBatchHandler,
   type InboxErrorInfo,
   type InboxHandler,
   type InboxHooks,

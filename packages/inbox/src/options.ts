@@ -19,6 +19,16 @@ import { validateIdentifier } from '@onceflow/postgres';
  */
 export type InboxHandler<Ctx> = (message: InboundMessage, context: Ctx) => Promise<void>;
 
+/**
+ * Processes several new messages at once inside the transaction that also records them in the
+ * inbox, so that a handler can write all their effects in one statement (for example one multi-row
+ * insert). It receives only messages to process: duplicates, messages below the stored position and
+ * dead-lettered ones are left out; the rest come in offset order, all of one partition. Resolving
+ * means "commit all of them", throwing means "roll back all of them"; the engine then isolates the
+ * failing message by bisecting the run (see the README).
+ */
+export type InboxBatchHandler<Ctx> = (messages: readonly InboundMessage[], context: Ctx) => Promise<void>;
+
 /** `batch`: one transaction per fetched batch and partition; `per-message`: one per message. */
 export type InboxMode = 'batch' | 'per-message';
 
@@ -55,8 +65,13 @@ export interface InboxHooks {
 export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
   /** Consumer name: the dedup namespace (ids are unique per consumer). 1-200 characters. Required. */
   consumer: string;
-  /** The message handler. Required. */
-  handler: InboxHandler<Ctx>;
+  /** The message handler, called once per new message. Give exactly one of `handler` and `handleBatch`. */
+  handler?: InboxHandler<Ctx>;
+  /**
+   * The batch handler, called with the new messages of a transaction (at most `maxBatchSize`; one in
+   * `per-message` mode). Give exactly one of `handler` and `handleBatch`.
+   */
+  handleBatch?: InboxBatchHandler<Ctx>;
   /** Schema holding onceflow's tables. Default: `onceflow`. */
   schema?: string;
   /** Transaction granularity. Default: `batch`. */
@@ -78,7 +93,10 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
    * failures and deadlocks (40001, 40P01) are retried without counting. Default: core's defaultRetryPolicy.
    */
   retry?: Partial<RetryPolicy>;
-  /** Time limit of one handler call in milliseconds; on expiry its transaction is killed. Default: 30000. */
+  /**
+   * Time limit of one `handler` or `handleBatch` call in milliseconds; on expiry its transaction is
+   * killed. Default: 30000.
+   */
   handlerTimeoutMs?: number;
   /** Dead-letter topic for a source topic. Default: `${topic}.dlq`. */
   deadLetterTopic?: string | ((topic: string) => string);
@@ -112,7 +130,9 @@ export const defaultInboxOptions = Object.freeze({
 /** Options after validation and defaults. */
 export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
   consumer: string;
-  handler: InboxHandler<Ctx>;
+  /** Exactly one of `handler` and `handleBatch` is set. */
+  handler: InboxHandler<Ctx> | undefined;
+  handleBatch: InboxBatchHandler<Ctx> | undefined;
   schema: string;
   mode: InboxMode;
   maxBatchSize: number;
@@ -151,7 +171,17 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
   const d = defaultInboxOptions;
   if (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 200)
     invalidOptions(component, 'consumer must be a name of 1-200 characters (it namespaces the dedup ids)');
-  if (typeof options.handler !== 'function') invalidOptions(component, 'handler must be an async function');
+  if (options.handler !== undefined && typeof options.handler !== 'function')
+    invalidOptions(component, 'handler must be an async function of (message, context)');
+  if (options.handleBatch !== undefined && typeof options.handleBatch !== 'function')
+    invalidOptions(component, 'handleBatch must be an async function of (messages, context)');
+  if ((options.handler === undefined) === (options.handleBatch === undefined))
+    invalidOptions(
+      component,
+      options.handler === undefined
+        ? 'give a handler (one message at a time) or a handleBatch (the new messages of a batch at once)'
+        : 'give either handler or handleBatch, not both',
+    );
   const schema = options.schema ?? d.schema;
   try {
     validateIdentifier(schema, 'schema');
@@ -186,6 +216,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
   return {
     consumer: options.consumer,
     handler: options.handler,
+    handleBatch: options.handleBatch,
     schema,
     mode,
     maxBatchSize: positiveInteger('maxBatchSize', options.maxBatchSize ?? d.maxBatchSize, 100_000),

@@ -20,10 +20,14 @@ interface Entry {
   invalid: string | undefined;
 }
 
-/** How a transaction ended. `failedIndex` is set when a handler (or dead-lettering) of that entry threw. */
+/**
+ * How a transaction ended. `failedIndex` is the entry whose handler (or dead-lettering) threw, `'run'`
+ * when a batch handler threw (one of the entries it was given failed, which one is unknown), and
+ * undefined when the failure is not a message's fault (database outage, lost race).
+ */
 type TxResult =
   | { ok: true; claim: InboxClaim }
-  | { ok: false; error: unknown; failedIndex: number | undefined };
+  | { ok: false; error: unknown; failedIndex: number | 'run' | undefined };
 
 /** What a transaction does with its new entries: run the handler, or dead-letter them after failures. */
 type Disposition = { kind: 'handle' } | { kind: 'give-up'; error: unknown; attempts: number };
@@ -86,16 +90,21 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     return active();
   }
 
-  async function runHandler(tx: InboxTransaction<Ctx>, message: InboundMessage): Promise<void> {
+  /** Runs one handler call under the time limit; on expiry the transaction is abandoned. */
+  async function withinTimeLimit(
+    tx: InboxTransaction<Ctx>,
+    offset: string,
+    call: () => Promise<void>,
+  ): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const work = Promise.resolve().then(() => options.handler(message, tx.context));
+    const work = Promise.resolve().then(call);
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
           reject(
             new OnceflowError('OF_HANDLER_TIMEOUT', `handler exceeded ${options.handlerTimeoutMs} ms`, {
               retriable: true,
-              details: { topic, partition, offset: message.offset },
+              details: { topic, partition, offset },
             }),
           ),
         options.handlerTimeoutMs,
@@ -140,7 +149,18 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     } catch (error) {
       return { ok: false, error, failedIndex: undefined };
     }
-    let current: number | undefined;
+    let current: number | 'run' | undefined;
+    // Consecutive new messages for the batch handler; flushed before a dead letter to keep order.
+    let run: InboundMessage[] = [];
+    const flush = async (): Promise<void> => {
+      if (run.length === 0) return;
+      const messages = run;
+      run = [];
+      current = 'run';
+      await withinTimeLimit(tx, messages[0]!.offset, () => handleBatch!(messages, tx.context));
+    };
+    const handleBatch = options.handleBatch;
+    const handler = options.handler;
     try {
       const claim = await tx.claim({
         consumer: options.consumer,
@@ -151,6 +171,13 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       const oldest = Date.now() - options.retentionSeconds * 1000;
       for (const [index, entry] of entries.entries()) {
         if (!claim.fresh.has(entry.message.offset)) continue;
+        const handled =
+          entry.invalid === undefined && entry.message.timestamp >= oldest && disposition.kind === 'handle';
+        if (handled && handleBatch) {
+          run.push(entry.message);
+          continue;
+        }
+        await flush();
         current = index;
         if (entry.invalid !== undefined) await deadLetter(tx.context, entry, 'invalid-id', entry.invalid, 0);
         else if (entry.message.timestamp < oldest)
@@ -163,8 +190,9 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
           );
         else if (disposition.kind === 'give-up')
           await deadLetter(tx.context, entry, 'handler-failed', disposition.error, disposition.attempts);
-        else await runHandler(tx, entry.message);
+        else await withinTimeLimit(tx, entry.message.offset, () => handler!(entry.message, tx.context));
       }
+      await flush();
       current = undefined;
       await tx.commit();
       return { ok: true, claim };
@@ -221,6 +249,17 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         report(result.error, pending, 0);
         if (!(await pause(backoffDelayMs(options.retry, outages)))) return false;
         continue;
+      }
+      if (result.failedIndex === 'run') {
+        // A batch handler failed for one of its messages: bisect. Each half runs in its own
+        // transaction, in order; the half holding the culprit fails again and is split further until
+        // the culprit is alone, and then it is retried alone like a failing per-message handler.
+        if (pending.length === 1) {
+          report(result.error, pending, 1);
+          return processFailing(pending[0]!, result.error);
+        }
+        const half = Math.ceil(pending.length / 2);
+        return (await processRun(pending.slice(0, half))) && processRun(pending.slice(half));
       }
       const failed = result.failedIndex;
       report(result.error, pending.slice(failed), 1);
