@@ -385,3 +385,60 @@ describe('inbox retention', () => {
     }
   });
 });
+
+describe('inbox claim on Postgres', () => {
+  it('an id claimed concurrently from two partitions is fresh once: the second claim waits and sees the first commit', async () => {
+    const store = createPgInboxStore(db.pool, { schema: db.schema });
+    const consumer = uniqueName('race');
+    const claim = (tx: Awaited<ReturnType<typeof store.begin>>, partition: number, ids: string[]) =>
+      tx.claim({
+        consumer,
+        topic: 't',
+        partition,
+        entries: ids.map((id, offset) => ({ id, offset: String(offset) })),
+      });
+    const first = await store.begin();
+    expect((await claim(first, 0, ['a', 'shared', 'b'])).fresh.size).toBe(3);
+    const second = await store.begin();
+    // Blocks on the uncommitted 'shared' row of the first transaction.
+    const pending = claim(second, 1, ['c', 'shared', 'd']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await first.commit();
+    const result = await pending;
+    await second.commit();
+    expect([...result.fresh].sort()).toEqual(['0', '2']);
+    const { rows } = await db.pool.query<{ message_id: string }>(
+      `SELECT message_id FROM "${db.schema}".inbox WHERE consumer = $1 ORDER BY message_id`,
+      [consumer],
+    );
+    expect(rows.map((row) => row.message_id)).toEqual(['a', 'b', 'c', 'd', 'shared']);
+  });
+
+  it('an id claimed concurrently is fresh for the second claim when the first rolls back (no lost effect)', async () => {
+    const store = createPgInboxStore(db.pool, { schema: db.schema });
+    const consumer = uniqueName('race');
+    const first = await store.begin();
+    await first.claim({ consumer, topic: 't', partition: 0, entries: [{ id: 'x', offset: '0' }] });
+    const second = await store.begin();
+    const pending = second.claim({ consumer, topic: 't', partition: 1, entries: [{ id: 'x', offset: '0' }] });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await first.rollback();
+    expect([...(await pending).fresh]).toEqual(['0']);
+    await second.commit();
+  });
+
+  it('an id repeated within one claim is fresh at its first offset only, and the position passes the last offset', async () => {
+    const store = createPgInboxStore(db.pool, { schema: db.schema });
+    const consumer = uniqueName('repeat');
+    const tx = await store.begin();
+    const result = await tx.claim({
+      consumer,
+      topic: 't',
+      partition: 0,
+      entries: ['a', 'b', 'a', 'c', 'a'].map((id, i) => ({ id, offset: String(10 + i) })),
+    });
+    await tx.commit();
+    expect([...result.fresh].sort()).toEqual(['10', '11', '13']);
+    expect(await positionTotal(db.pool, db.schema, consumer)).toBe(15);
+  });
+});

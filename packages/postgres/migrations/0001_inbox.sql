@@ -50,15 +50,29 @@ CREATE TABLE {{schema}}.inbox_position (
 ) WITH (fillfactor = 50);
 
 -- Claims messages in one round trip: takes the rotation lock in shared mode, locks the partition's
--- position row, skips offsets below it, advances it past p_offsets, and inserts the ids not seen in
--- any generation. Returns the position found and the offsets that were new (to be handled now).
+-- position row, skips offsets below it, advances it to p_end, and inserts the ids not seen in any
+-- generation. Returns the position found and the offsets that were new (to be handled now). p_ids
+-- must be distinct (the caller keeps the first offset of an id repeated within its input).
+--
+-- The common case is one plain INSERT of the ids that no committed row holds. Only when another
+-- transaction inserts one of the same ids at the same time (a copy in another partition) does it fail
+-- with a unique violation; then, the concurrent row being committed or gone by now, the insert is
+-- redone with ON CONFLICT DO NOTHING, whose speculative insertion costs more per row.
 CREATE FUNCTION {{schema}}.inbox_claim(
-  p_consumer text, p_topic text, p_partition integer, p_ids text[], p_offsets bigint[]
-) RETURNS TABLE (prior_next_offset bigint, fresh_offsets bigint[]) LANGUAGE plpgsql AS $$
+  p_consumer text, p_topic text, p_partition integer, p_ids text[], p_offsets bigint[], p_end bigint
+) RETURNS TABLE (prior_next_offset bigint, fresh_offsets bigint[]) LANGUAGE plpgsql
+-- Every statement here is a keyed lookup of at most a batch of ids into tables that may hold
+-- millions of rows. A plan cached while a slot was empty or not yet analysed would otherwise scan the
+-- consumer's whole slot once per id (a materialised anti join); these settings leave index probes
+-- in a nested loop as the only plan, whatever the statistics say.
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_material = off
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
   v_next bigint;
   v_generation bigint;
   v_slot smallint;
+  v_fresh bigint[];
 BEGIN
   -- Rotation takes this lock exclusively: no claim runs while the written generation changes, so
   -- two transactions can never write the same id into two different slots.
@@ -71,24 +85,38 @@ BEGIN
     SELECT p.next_offset INTO v_next FROM {{schema}}.inbox_position p
      WHERE p.consumer = p_consumer AND p.topic = p_topic AND p.kafka_partition = p_partition FOR UPDATE;
   END IF;
+  IF p_end > v_next THEN
+    UPDATE {{schema}}.inbox_position p SET next_offset = p_end, updated_at = now()
+     WHERE p.consumer = p_consumer AND p.topic = p_topic AND p.kafka_partition = p_partition;
+  END IF;
   SELECT g.generation INTO v_generation FROM {{schema}}.inbox_generation g ORDER BY g.generation DESC LIMIT 1;
   v_slot := (v_generation % 4)::smallint;
-  UPDATE {{schema}}.inbox_position p
-     SET next_offset = GREATEST(p.next_offset, (SELECT max(o) + 1 FROM unnest(p_offsets) AS o)), updated_at = now()
-   WHERE p.consumer = p_consumer AND p.topic = p_topic AND p.kafka_partition = p_partition;
-  RETURN QUERY
-  WITH input AS (
-    SELECT u.id, u.off FROM unnest(p_ids, p_offsets) AS u(id, off) WHERE u.off >= v_next
-  ), inserted AS (
-    INSERT INTO {{schema}}.inbox AS t (consumer, message_id, slot, generation, topic, kafka_partition, kafka_offset)
-    SELECT p_consumer, i.id, v_slot, v_generation, p_topic, p_partition, i.off FROM input i
-     WHERE NOT EXISTS (
-       SELECT 1 FROM {{schema}}.inbox o WHERE o.consumer = p_consumer AND o.message_id = i.id AND o.slot <> v_slot)
-     ORDER BY i.off
-    ON CONFLICT DO NOTHING
-    RETURNING t.kafka_offset
-  )
-  SELECT v_next, coalesce(array_agg(inserted.kafka_offset), '{}'::bigint[]) FROM inserted;
+  BEGIN
+    WITH inserted AS (
+      INSERT INTO {{schema}}.inbox AS t (consumer, message_id, slot, generation, topic, kafka_partition, kafka_offset)
+      SELECT p_consumer, u.id, v_slot, v_generation, p_topic, p_partition, u.off
+        FROM unnest(p_ids, p_offsets) AS u(id, off)
+       WHERE u.off >= v_next
+         AND NOT EXISTS (SELECT 1 FROM {{schema}}.inbox o WHERE o.consumer = p_consumer AND o.message_id = u.id)
+      RETURNING t.kafka_offset
+    )
+    SELECT array_agg(inserted.kafka_offset) INTO v_fresh FROM inserted;
+  EXCEPTION WHEN unique_violation THEN
+    WITH inserted AS (
+      INSERT INTO {{schema}}.inbox AS t (consumer, message_id, slot, generation, topic, kafka_partition, kafka_offset)
+      SELECT p_consumer, u.id, v_slot, v_generation, p_topic, p_partition, u.off
+        FROM unnest(p_ids, p_offsets) AS u(id, off)
+       WHERE u.off >= v_next
+         AND NOT EXISTS (SELECT 1 FROM {{schema}}.inbox o WHERE o.consumer = p_consumer AND o.message_id = u.id)
+       -- Id order: two transactions racing for several of the same ids wait for each other in one
+       -- order, instead of deadlocking.
+       ORDER BY u.id
+      ON CONFLICT DO NOTHING
+      RETURNING t.kafka_offset
+    )
+    SELECT array_agg(inserted.kafka_offset) INTO v_fresh FROM inserted;
+  END;
+  RETURN QUERY SELECT v_next, coalesce(v_fresh, '{}'::bigint[]);
 END
 $$;
 

@@ -14,7 +14,10 @@ export interface InboxClaimInput {
   readonly consumer: string;
   readonly topic: string;
   readonly partition: number;
-  /** In offset order, ids unique within the input. */
+  /**
+   * In offset order. An id may repeat: only its first entry can be fresh, later ones are duplicates
+   * (all of them advance the position).
+   */
   readonly entries: readonly InboxClaimEntry[];
 }
 
@@ -73,7 +76,7 @@ export function createPgInboxStore(
   const schema = validateIdentifier(options.schema ?? defaultSchemaName);
   const quoted = quoteIdentifier(schema);
   const lockTimeoutMs = Math.max(1, Math.floor(options.rotationLockTimeoutMs ?? 2_000));
-  const claimSql = `SELECT prior_next_offset::text AS prior, fresh_offsets::text[] AS fresh FROM ${quoted}.inbox_claim($1, $2, $3, $4::text[], $5::bigint[])`;
+  const claimSql = `SELECT prior_next_offset::text AS prior, fresh_offsets::text[] AS fresh FROM ${quoted}.inbox_claim($1, $2, $3, $4::text[], $5::bigint[], $6::bigint)`;
 
   async function begin(): Promise<InboxTransaction<TransactionContext>> {
     const client = await pool.connect();
@@ -92,14 +95,26 @@ export function createPgInboxStore(
     return {
       context: createTransactionContext(client, { schema }),
       async claim(input) {
-        const ids = input.entries.map((entry) => entry.id);
-        const offsets = input.entries.map((entry) => entry.offset);
+        // The function's fast path is a plain INSERT, which a repeated id would turn into a unique
+        // violation and the slow path: keep each id's first entry only.
+        const seen = new Set<string>();
+        const ids: string[] = [];
+        const offsets: string[] = [];
+        for (const entry of input.entries) {
+          if (seen.has(entry.id)) continue;
+          seen.add(entry.id);
+          ids.push(entry.id);
+          offsets.push(entry.offset);
+        }
+        const last = input.entries.at(-1);
+        const end = last === undefined ? '0' : (BigInt(last.offset) + 1n).toString();
         const { rows } = await client.query<{ prior: string; fresh: string[] }>(claimSql, [
           input.consumer,
           input.topic,
           input.partition,
           ids,
           offsets,
+          end,
         ]);
         const row = rows[0]!;
         return { priorNextOffset: row.prior, fresh: new Set(row.fresh) };
