@@ -19,7 +19,10 @@ interface OrderBody {
 /**
  * A loopback Fastify server with two routes doing the same work (one order row and one outbox
  * event in one transaction): `/plain` without idempotency, `/orders` guarded by onceflow's
- * Idempotency-Key plugin (key required).
+ * Idempotency-Key plugin (key required). The event is keyed by the new order's id, as an order
+ * API keys the events of one order: with one key for every request (the body's sku), every request
+ * of either route queued on that key's enqueue lock, and the figures measured the queue instead of
+ * the route.
  */
 export async function httpServer(): Promise<void> {
   const p = workerParams<HttpServerParams>();
@@ -34,7 +37,7 @@ export async function httpServer(): Promise<void> {
       await client.query(insertOrder, [id, request.body.sku, request.body.quantity]);
       await enqueue(
         client,
-        { topic: p.topic, key: request.body.sku, value: { id, ...request.body } },
+        { topic: p.topic, key: id, value: { id, ...request.body } },
         { schema: p.schema },
       );
     });
@@ -49,7 +52,7 @@ export async function httpServer(): Promise<void> {
     idempotent<OrderBody>(async (request, context) => {
       const id = randomUUID();
       await context.client.query(insertOrder, [id, request.body.sku, request.body.quantity]);
-      await context.outbox.enqueue({ topic: p.topic, key: request.body.sku, value: { id, ...request.body } });
+      await context.outbox.enqueue({ topic: p.topic, key: id, value: { id, ...request.body } });
       counts.idempotent++;
       return { status: 201, body: { id, status: 'created' } };
     }),
