@@ -49,18 +49,33 @@ function toEntries(
     onMissing: options.onMissingId,
     ...(options.extractMessageId ? { extract: options.extractMessageId } : {}),
   };
+  const { topic, partition } = batch;
   return batch.messages.map((raw) => {
-    const base = { topic: batch.topic, partition: batch.partition, ...raw };
+    // One object per message, built once with every field (no spreads): this runs for every message.
+    const message: { -readonly [K in keyof InboundMessage]: InboundMessage[K] } = {
+      id: '',
+      idSource: 'position',
+      topic,
+      partition,
+      offset: raw.offset,
+      timestamp: raw.timestamp,
+      key: raw.key,
+      value: raw.value,
+      headers: raw.headers,
+    };
     let result: ReturnType<typeof resolveMessageId>;
     try {
-      result = resolveMessageId(base, idOptions);
+      result = resolveMessageId(message, idOptions);
     } catch (error) {
       result = { ok: false, reason: 'not-text', detail: `id extractor threw: ${String(error)}` };
     }
-    if (result.ok)
-      return { message: { ...base, id: result.id, idSource: result.source }, invalid: undefined };
-    const id = `${batch.topic}/${batch.partition}/${raw.offset}`;
-    return { message: { ...base, id, idSource: 'position' }, invalid: `${result.reason}: ${result.detail}` };
+    if (result.ok) {
+      message.id = result.id;
+      message.idSource = result.source;
+      return { message, invalid: undefined };
+    }
+    message.id = `${topic}/${partition}/${raw.offset}`;
+    return { message, invalid: `${result.reason}: ${result.detail}` };
   });
 }
 
