@@ -12,8 +12,8 @@ export interface PublishRecord {
  * data: either every record of the call becomes visible, in order, or none does.
  *
  * Errors are {@link OnceflowError}s the relay branches on:
- * - `OF_LEASE_LOST`: a newer publisher for the same lane fenced this one; it must be closed and
- *   never reopened unless the lane's lease is confirmed again.
+ * - `OF_LEASE_LOST`: a newer publisher with the same fencing id fenced this one; it must be closed,
+ *   and after reopening only lanes whose lease is confirmed again may be published.
  * - `OF_PUBLISH_FAILED` with `retriable: true`: transient (broker unreachable, leader moving);
  *   publish the same records again later.
  * - `OF_PUBLISH_FAILED` with `retriable: false`: at least one record can never be published (too
@@ -32,9 +32,10 @@ export interface LanePublisher {
  */
 export interface PublisherTransport {
   /**
-   * Opens the publisher of one lane. `fencingId` is stable for a lane (schema and lane number);
-   * opening a publisher with it must fence every earlier publisher opened with the same id, so
-   * that a relay which lost the lane cannot publish behind the new owner's back.
+   * Opens a publisher under `fencingId` (a relay's id, recorded on the lanes it holds); opening a
+   * publisher with it must fence every earlier publisher opened with the same id. A relay taking a
+   * lane over opens (and closes) one with the previous holder's id, so that a relay which lost the
+   * lane cannot publish behind the new owner's back.
    */
   openLane(fencingId: string): Promise<LanePublisher>;
   /** Releases whatever the transport shares between lanes. Safe to call twice. */

@@ -13,7 +13,7 @@ describe('relay options', () => {
   it('applies the documented defaults', () => {
     const resolved = resolveRelayOptions({ pool, transport });
     expect(resolved).toMatchObject(defaultOutboxRelayOptions);
-    expect(resolved.fencingIdPrefix).toBe('onceflow.outbox.onceflow.lane-');
+    expect(resolved.fencingIdPrefix).toBe('onceflow.outbox.onceflow.relay-');
   });
 
   it.each([

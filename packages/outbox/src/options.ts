@@ -61,7 +61,10 @@ export interface OutboxRelayEngineOptions {
   transport: PublisherTransport;
   /** Schema holding the outbox tables. Default: `onceflow`. */
   schema?: string;
-  /** Most rows claimed and published per batch. Default: 500. */
+  /**
+   * Most rows claimed and published per batch, that is per Kafka transaction; the lanes with waiting
+   * rows share it. Default: 1000.
+   */
   batchSize?: number;
   /** How often, in milliseconds, an idle lane is polled when no notification arrives. Default: 1000. */
   pollIntervalMs?: number;
@@ -75,7 +78,11 @@ export interface OutboxRelayEngineOptions {
   retryMaxDelayMs?: number;
   /** Interval in milliseconds of `observer.onBacklog`; 0 disables it. Default: 5000. */
   metricsIntervalMs?: number;
-  /** Prefix of each lane's fencing id (the Kafka transactional id); the lane number is appended. Default: `onceflow.outbox.<schema>.lane-`. */
+  /**
+   * Prefix of the relay's fencing id (its Kafka transactional id); the relay id is appended. The id is
+   * recorded on every lane the relay holds, for a relay taking a lane over to fence. Default:
+   * `onceflow.outbox.<schema>.relay-`.
+   */
   fencingIdPrefix?: string;
   /** This relay's id in the lease table. Default: a new random id per start. */
   relayId?: string;
@@ -88,7 +95,7 @@ export interface OutboxRelayEngineOptions {
 /** Defaults of {@link OutboxRelayEngineOptions}. */
 export const defaultOutboxRelayOptions = Object.freeze({
   schema: defaultSchemaName,
-  batchSize: 500,
+  batchSize: 1_000,
   pollIntervalMs: 1_000,
   leaseTtlMs: 10_000,
   heartbeatIntervalMs: 2_000,
@@ -144,7 +151,7 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
     retryInitialDelayMs: merged.retryInitialDelayMs,
     retryMaxDelayMs: merged.retryMaxDelayMs,
     metricsIntervalMs: merged.metricsIntervalMs,
-    fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${schema}.lane-`,
+    fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${schema}.relay-`,
     relayId: options.relayId,
     observer: options.observer ?? {},
     testHooks: options.testHooks ?? {},

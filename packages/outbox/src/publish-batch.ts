@@ -3,8 +3,8 @@ import type { OutboxRow } from '@onceflow/postgres';
 
 /** What became of a claimed batch. */
 export interface BatchOutcome {
-  /** `seq` of rows the broker acknowledged. */
-  published: string[];
+  /** Rows the broker acknowledged. */
+  published: OutboxRow[];
   /** Rows that can never be published. */
   parked: { row: OutboxRow; error: string }[];
   /** Rows neither published nor parked because an earlier row of their key was parked. */
@@ -55,7 +55,7 @@ export async function publishBatch(
   if (ready.length === 0) return outcome;
   try {
     await publisher.publish(ready.map(toRecord));
-    for (const row of ready) outcome.published.push(row.seq);
+    for (const row of ready) outcome.published.push(row);
     return outcome;
   } catch (error) {
     if (!isPermanent(error)) throw error;

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createStoppable, OnceflowError, type RetryPolicy, type StartedHandle, sleep } from '@onceflow/core';
 import {
+  type AcquiredLane,
   acquireLaneLeases,
   heartbeatRelay,
   type LaneLease,
@@ -12,8 +13,8 @@ import {
   renewLaneLeases,
   unregisterRelay,
 } from '@onceflow/postgres';
-import { LaneWorker } from './lane-worker';
 import { type OutboxRelayEngineOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options';
+import { PublishLoop } from './publish-loop';
 import { listenForWakeups } from './wakeups';
 
 /** A running relay. */
@@ -72,45 +73,75 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     multiplier: 2,
     jitter: 0.2,
   };
-  const { pool, schema, leaseTtlMs, observer } = options;
-  const workers = new Map<number, LaneWorker>();
+  const { pool, schema, leaseTtlMs, observer, transport } = options;
+  const fencingId = `${options.fencingIdPrefix}${relayId}`;
   const abort = new AbortController();
   const { signal } = abort;
-
-  const onExit = (worker: LaneWorker, lost: boolean): void => {
-    if (workers.get(worker.lane) === worker) workers.delete(worker.lane);
-    if (lost) notify(() => observer.onLaneReleased?.(worker.lane, 'lost'));
+  const reportLost = (lanes: readonly number[]): void => {
+    for (const lane of lanes) notify(() => observer.onLaneReleased?.(lane, 'lost'));
   };
-  const addWorker = (lease: LaneLease, validUntil: number): void => {
-    const worker = new LaneWorker({ options: { ...options, relayId }, retry, onExit }, lease, validUntil);
-    workers.set(lease.lane, worker);
-    worker.start();
-    notify(() => observer.onLaneAcquired?.(lease.lane, lease.epoch));
+  const loop = new PublishLoop({ options, retry, fencingId, onLost: reportLost });
+  // Lanes taken over from an expired lease whose previous publisher could not be fenced yet.
+  const unfenced = new Map<number, AcquiredLane>();
+
+  // A lane whose previous owner's lease expired may still have a batch in flight: fence that
+  // publisher (opening a publisher with its id aborts its open transaction and refuses its later
+  // ones) before this relay publishes a row of the lane. A lane given back cleanly has none.
+  const fenceAndAdd = async (acquired: readonly AcquiredLane[], validUntil: number): Promise<void> => {
+    const previous = new Set<string>();
+    for (const lane of acquired)
+      if (lane.previousFencingId !== null && lane.previousFencingId !== fencingId)
+        previous.add(lane.previousFencingId);
+    const fenced = new Set<string>();
+    for (const id of previous) {
+      try {
+        const publisher = await transport.openLane(id);
+        await publisher.close();
+        fenced.add(id);
+      } catch (error) {
+        notify(() => observer.onError?.(error, `outbox relay fencing ${id}`));
+      }
+    }
+    const ready: LaneLease[] = [];
+    for (const lane of acquired) {
+      if (
+        lane.previousFencingId === null ||
+        lane.previousFencingId === fencingId ||
+        fenced.has(lane.previousFencingId)
+      ) {
+        unfenced.delete(lane.lane);
+        ready.push({ lane: lane.lane, owner: lane.owner, epoch: lane.epoch });
+      } else unfenced.set(lane.lane, lane);
+    }
+    if (ready.length === 0) return;
+    // From here on a later owner fences this relay's publisher instead.
+    const held = await renewLaneLeases(pool, { schema, leases: ready, ttlMs: leaseTtlMs, fencingId });
+    await loop.addLanes(held, validUntil);
+    for (const lease of held) notify(() => observer.onLaneAcquired?.(lease.lane, lease.epoch));
   };
 
   // One heartbeat: prove liveness, renew held leases, then move toward a fair share of lanes.
   const tick = async (): Promise<void> => {
     const startedAt = performance.now();
     const live = await heartbeatRelay(pool, { schema, relayId, ttlMs: leaseTtlMs });
-    const current = [...workers.values()];
+    const current = loop.currentLeases();
+    const waiting = [...unfenced.values()];
     const held = await renewLaneLeases(pool, {
       schema,
-      leases: current.map((w) => w.lease),
+      leases: [...current, ...waiting],
       ttlMs: leaseTtlMs,
     });
     const heldLanes = new Set(held.map((lease) => lease.lane));
-    for (const worker of current) {
-      if (heldLanes.has(worker.lane)) worker.validUntil = startedAt + leaseTtlMs;
-      else {
-        // Taken over while we were not looking: stop without releasing, the lane is someone else's now.
-        workers.delete(worker.lane);
-        notify(() => observer.onLaneReleased?.(worker.lane, 'lost'));
-        void worker.stop();
-      }
-    }
+    const lost = current.map((lease) => lease.lane).filter((lane) => !heldLanes.has(lane));
+    // Taken over while we were not looking: stop without releasing, the lane is someone else's now.
+    loop.dropLanes(lost);
+    reportLost(lost);
+    if (lost.length < current.length) loop.validUntil = Math.max(loop.validUntil, startedAt + leaseTtlMs);
+    for (const lane of waiting) if (!heldLanes.has(lane.lane)) unfenced.delete(lane.lane);
     if (signal.aborted) return;
+    if (unfenced.size > 0) await fenceAndAdd([...unfenced.values()], startedAt + leaseTtlMs);
     const target = Math.ceil(outboxLaneCount / live);
-    const owned = workers.size;
+    const owned = loop.lanes().length + unfenced.size;
     if (owned < target) {
       const acquiredAt = performance.now();
       const acquired = await acquireLaneLeases(pool, {
@@ -120,21 +151,21 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
         ttlMs: leaseTtlMs,
       });
       if (signal.aborted) {
-        await releaseLaneLeases(pool, { schema, leases: acquired });
+        // Not published yet: the previous owners' publishers stay recorded for whoever comes next.
+        await releaseLaneLeases(pool, {
+          schema,
+          leases: acquired.filter((l) => l.previousFencingId === null),
+        });
         return;
       }
-      for (const lease of acquired) addWorker(lease, acquiredAt + leaseTtlMs);
+      await fenceAndAdd(acquired, acquiredAt + leaseTtlMs);
     } else if (owned > target) {
-      const surplus = [...workers.values()].slice(0, owned - target);
-      await Promise.all(surplus.map((worker) => giveBack(worker)));
+      const surplus = loop.lanes().slice(0, owned - target);
+      const leases = loop.currentLeases().filter((lease) => surplus.includes(lease.lane));
+      await loop.removeLanes(surplus);
+      await releaseLaneLeases(pool, { schema, leases });
+      for (const lane of surplus) notify(() => observer.onLaneReleased?.(lane, 'released'));
     }
-  };
-
-  const giveBack = async (worker: LaneWorker): Promise<void> => {
-    workers.delete(worker.lane);
-    await worker.stop();
-    await releaseLaneLeases(pool, { schema, leases: [worker.lease] });
-    notify(() => observer.onLaneReleased?.(worker.lane, 'released'));
   };
 
   const heartbeatLoop = async (): Promise<void> => {
@@ -162,10 +193,9 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     await tick();
   } catch (error) {
     abort.abort();
-    await Promise.all([...workers.values()].map((worker) => worker.stop()));
-    await releaseLaneLeases(pool, { schema, leases: [...workers.values()].map((w) => w.lease) }).catch(
-      () => undefined,
-    );
+    const leases = loop.currentLeases();
+    await loop.stop();
+    await releaseLaneLeases(pool, { schema, leases }).catch(() => undefined);
     await options.transport.close().catch(() => undefined);
     throw new OnceflowError(
       'OF_UNAVAILABLE',
@@ -177,6 +207,7 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     );
   }
 
+  loop.start();
   const background = Promise.all([
     heartbeatLoop(),
     metricsLoop(),
@@ -185,10 +216,7 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
       schema,
       retry,
       signal,
-      onWake: (lane) => {
-        if (lane === null) for (const worker of workers.values()) worker.wake();
-        else workers.get(lane)?.wake();
-      },
+      onWake: (lane) => loop.wake(lane),
       onError: (error) => notify(() => observer.onError?.(error, 'outbox relay LISTEN connection')),
     }),
   ]);
@@ -196,18 +224,17 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
   return createStoppable(
     {
       relayId,
-      ownedLanes: () => [...workers.keys()].sort((a, b) => a - b),
+      ownedLanes: () => loop.lanes(),
     },
     async () => {
       abort.abort();
       await background;
-      const stopping = [...workers.values()];
-      workers.clear();
-      await Promise.all(stopping.map((worker) => worker.stop()));
-      await releaseLaneLeases(pool, { schema, leases: stopping.map((worker) => worker.lease) }).catch(
-        (error: unknown) => notify(() => observer.onError?.(error, 'outbox relay stop')),
+      const stopping = loop.currentLeases();
+      await loop.stop();
+      await releaseLaneLeases(pool, { schema, leases: stopping }).catch((error: unknown) =>
+        notify(() => observer.onError?.(error, 'outbox relay stop')),
       );
-      for (const worker of stopping) notify(() => observer.onLaneReleased?.(worker.lane, 'released'));
+      for (const lease of stopping) notify(() => observer.onLaneReleased?.(lease.lane, 'released'));
       await unregisterRelay(pool, { schema, relayId }).catch(() => undefined);
       await options.transport.close().catch(() => undefined);
     },

@@ -8,7 +8,7 @@
 CREATE SEQUENCE {{schema}}.outbox_seq AS bigint;
 
 CREATE TABLE {{schema}}.outbox (
-  seq bigint PRIMARY KEY,
+  seq bigint NOT NULL,
   event_id text NOT NULL,
   lane smallint NOT NULL,
   topic text NOT NULL,
@@ -19,7 +19,10 @@ CREATE TABLE {{schema}}.outbox (
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   attempts integer NOT NULL DEFAULT 0,
   last_error text,
-  parked_at timestamptz
+  parked_at timestamptz,
+  -- Lane first: the relay reads a lane in seq order, and with only this index on the table the
+  -- planner cannot prefer a seq-ordered scan that filters out the other fifteen lanes.
+  PRIMARY KEY (lane, seq)
 ) WITH (
   -- A queue table: rows live seconds. Vacuum early and often so deletes never pile up as bloat.
   autovacuum_vacuum_scale_factor = 0.0,
@@ -27,8 +30,6 @@ CREATE TABLE {{schema}}.outbox (
   autovacuum_vacuum_cost_delay = 0,
   fillfactor = 90
 );
-
-CREATE INDEX outbox_lane_seq_idx ON {{schema}}.outbox (lane, seq);
 
 -- Parked rows are rare; the claim query probes this small index to hold back their keys.
 CREATE INDEX outbox_parked_idx ON {{schema}}.outbox (lane, topic, key) WHERE parked_at IS NOT NULL;
@@ -40,13 +41,20 @@ CREATE FUNCTION {{schema}}.enqueue(
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
   v_seq bigint;
+  v_names text[] := p_header_names;
+  v_values bytea[] := p_header_values;
 BEGIN
+  -- The relay sends event_id as the message-id header; a copy in the arrays is not stored twice.
+  IF v_names[1] = 'message-id' AND v_values[1] = convert_to(p_event_id, 'UTF8') THEN
+    v_names := v_names[2:];
+    v_values := v_values[2:];
+  END IF;
   IF p_lock_key IS NOT NULL THEN
     PERFORM pg_advisory_xact_lock(hashtext('onceflow:outbox:{{schema_name}}'), p_lock_key);
   END IF;
   v_seq := nextval('{{schema}}.outbox_seq');
   INSERT INTO {{schema}}.outbox (seq, event_id, lane, topic, key, value, header_names, header_values)
-  VALUES (v_seq, p_event_id, p_lane, p_topic, p_key, p_value, p_header_names, p_header_values);
+  VALUES (v_seq, p_event_id, p_lane, p_topic, p_key, p_value, coalesce(v_names, '{}'), coalesce(v_values, '{}'));
   PERFORM pg_notify('onceflow_outbox_{{schema_name}}', p_lane::text);
   RETURN v_seq;
 END
@@ -55,11 +63,15 @@ $$;
 -- Lane leases: one row per lane, owned by at most one relay. A lease lives until `expires_at`
 -- unless its owner renews it; every takeover increments `epoch`, and a relay settles a batch only
 -- while owner and epoch are still its own, so a relay that lost its lane cannot delete rows.
+-- `fencing_id` names the publisher (Kafka transactional id) the owner publishes the lane through;
+-- a relay taking the lane over after expiry fences that publisher before it publishes a row, so the
+-- previous owner cannot publish behind its back. A clean release clears it: nothing to fence.
 CREATE TABLE {{schema}}.outbox_lanes (
   lane smallint PRIMARY KEY,
   owner text,
   epoch bigint NOT NULL DEFAULT 0,
-  expires_at timestamptz
+  expires_at timestamptz,
+  fencing_id text
 );
 INSERT INTO {{schema}}.outbox_lanes (lane) SELECT generate_series(0, 15);
 

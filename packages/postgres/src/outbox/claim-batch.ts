@@ -1,68 +1,92 @@
+import { messageIdHeader } from '@onceflow/core';
 import { quoteIdentifier } from '../identifier';
 import type { PgQueryable } from '../queryable';
 
 /** An unpublished outbox row as the relay reads it. */
 export interface OutboxRow {
+  /** The lane the row belongs to (all rows of one (topic, key) share it). */
+  lane: number;
   /** Order value within a key; a decimal string (bigint). */
   seq: string;
   eventId: string;
   topic: string;
   key: Buffer | null;
   value: Buffer | null;
+  /** Always contains `message-id` (the event id). */
   headers: Record<string, Buffer>;
   /** Milliseconds between the row's insert and this read, by the database clock. */
   ageMs: number;
 }
 
 interface ClaimedRecord extends Record<string, unknown> {
+  lane: number;
   seq: string;
   event_id: string;
   topic: string;
   key: Buffer | null;
-  value: Buffer | null;
-  header_names: string[];
-  header_values: Buffer[];
+  /** Base64: a third less to transfer than bytea's hex text, and decoded natively. */
+  value: string | null;
+  header_names: string[] | null;
+  header_values: Buffer[] | null;
   age_ms: number;
 }
 
+function toRow(record: ClaimedRecord): OutboxRow {
+  const headers: Record<string, Buffer> = {};
+  if (record.header_names !== null && record.header_values !== null) {
+    const values = record.header_values;
+    record.header_names.forEach((name, i) => {
+      const value = values[i];
+      if (value !== undefined && value !== null) headers[name] = value;
+    });
+  }
+  headers[messageIdHeader] ??= Buffer.from(record.event_id, 'utf8');
+  return {
+    lane: record.lane,
+    seq: record.seq,
+    eventId: record.event_id,
+    topic: record.topic,
+    key: record.key,
+    value: record.value === null ? null : Buffer.from(record.value, 'base64'),
+    headers,
+    ageMs: record.age_ms,
+  };
+}
+
 /**
- * Reads the oldest unpublished rows of one lane in `seq` order, at most `limit`. Parked rows and
- * every later row of a parked row's (topic, key) are left out, so a poisoned key waits while the
- * others flow. There is no high-water mark: each read starts from the lowest visible `seq`, which is
- * how a transaction that took a lower seq but committed late is published instead of skipped. Only
- * the lane's lease holder publishes, so the read takes no row locks.
+ * Reads the oldest unpublished rows of each of `lanes`, in `seq` order per lane, at most `limit` per
+ * lane, in one round trip. Parked rows and every later row of a parked row's (topic, key) are left
+ * out, so a poisoned key waits while the others flow. There is no high-water mark: each read starts
+ * from the lowest visible `seq` of the lane (minus `exclude`, rows already in flight), which is how a
+ * transaction that took a lower seq but committed late is published instead of skipped. Only the
+ * lane's lease holder publishes, so the read takes no row locks.
  */
 export async function claimOutboxBatch(
   queryable: PgQueryable,
-  options: { schema: string; lane: number; limit: number },
+  options: { schema: string; lanes: readonly number[]; limit: number; exclude?: readonly OutboxRow[] },
 ): Promise<OutboxRow[]> {
+  if (options.lanes.length === 0) return [];
   const table = `${quoteIdentifier(options.schema)}.outbox`;
+  const exclude = options.exclude ?? [];
+  // Per lane: a range scan of the (lane, seq) primary key that stops after `limit` rows; the parked
+  // check probes the small partial index and finds nothing in the normal case. Header arrays are
+  // only sent when an event has headers besides its id.
   const { rows } = await queryable.query<ClaimedRecord>(
-    `SELECT o.seq, o.event_id, o.topic, o.key, o.value, o.header_names, o.header_values,
+    `SELECT o.lane, o.seq, o.event_id, o.topic, o.key, encode(o.value, 'base64') AS value,
+            CASE WHEN cardinality(o.header_names) > 0 THEN o.header_names END AS header_names,
+            CASE WHEN cardinality(o.header_names) > 0 THEN o.header_values END AS header_values,
             (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::float8 AS age_ms
-       FROM ${table} o
-      WHERE o.lane = $1 AND o.parked_at IS NULL
-        AND NOT EXISTS (
-          SELECT 1 FROM ${table} p
-           WHERE p.parked_at IS NOT NULL AND p.lane = $1 AND p.topic = o.topic AND p.key = o.key)
-      ORDER BY o.seq
-      LIMIT $2`,
-    [options.lane, options.limit],
+       FROM unnest($1::smallint[]) AS l(lane)
+       CROSS JOIN LATERAL (
+         SELECT * FROM ${table} c
+          WHERE c.lane = l.lane AND c.parked_at IS NULL
+            AND NOT (c.seq = ANY($3::bigint[]))
+            AND NOT EXISTS (
+              SELECT 1 FROM ${table} p
+               WHERE p.parked_at IS NOT NULL AND p.lane = l.lane AND p.topic = c.topic AND p.key = c.key)
+          ORDER BY c.lane, c.seq
+          LIMIT $2) o`,
+    [options.lanes, options.limit, exclude.map((row) => row.seq)],
   );
-  return rows.map((row) => {
-    const headers: Record<string, Buffer> = {};
-    row.header_names.forEach((name, i) => {
-      const value = row.header_values[i];
-      if (value !== undefined) headers[name] = value;
-    });
-    return {
-      seq: row.seq,
-      eventId: row.event_id,
-      topic: row.topic,
-      key: row.key,
-      value: row.value,
-      headers,
-      ageMs: row.age_ms,
-    };
-  });
+  return rows.map(toRow);
 }

@@ -1,6 +1,7 @@
 export { claimOutboxBatch, type OutboxRow } from './claim-batch';
 export { encodeOutboxEvent, enqueue, laneOf, outboxLaneCount } from './enqueue';
 export {
+  type AcquiredLane,
   acquireLaneLeases,
   heartbeatRelay,
   type LaneLease,

@@ -55,16 +55,18 @@ export async function unregisterRelay(
 
 /**
  * Extends the leases `owner` still holds by `ttlMs` and returns them; a lease missing from the
- * result was taken over (its owner or epoch changed) and must not be used any more.
+ * result was taken over (its owner or epoch changed) and must not be used any more. With
+ * `fencingId`, also records it as the publisher of those lanes, for a later owner to fence.
  */
 export async function renewLaneLeases(
   queryable: PgQueryable,
-  options: { schema: string; leases: readonly LaneLease[]; ttlMs: number },
+  options: { schema: string; leases: readonly LaneLease[]; ttlMs: number; fencingId?: string },
 ): Promise<LaneLease[]> {
   if (options.leases.length === 0) return [];
   const { rows } = await queryable.query<LeaseRecord>(
     `UPDATE ${quoteIdentifier(options.schema)}.outbox_lanes l
-        SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
+        SET expires_at = clock_timestamp() + $4 * interval '1 millisecond',
+            fencing_id = coalesce($5, l.fencing_id)
        FROM unnest($1::smallint[], $2::text[], $3::bigint[]) AS h(lane, owner, epoch)
       WHERE l.lane = h.lane AND l.owner = h.owner AND l.epoch = h.epoch
       RETURNING l.lane, l.owner, l.epoch`,
@@ -73,37 +75,53 @@ export async function renewLaneLeases(
       options.leases.map((l) => l.owner),
       options.leases.map((l) => l.epoch),
       options.ttlMs,
+      options.fencingId ?? null,
     ],
   );
   return rows.map(toLease);
 }
 
+/** A lane just taken, with the publisher its previous owner may still hold. */
+export interface AcquiredLane extends LaneLease {
+  /**
+   * Fencing id recorded by the previous owner, whose lease expired without a clean release: it must
+   * be fenced before this lane's rows are published. Null when the lane was released or never owned.
+   */
+  previousFencingId: string | null;
+}
+
 /**
  * Takes up to `max` lanes that are free or whose lease expired, for `ttlMs`. Each taken lane's epoch
- * is incremented, which is what fences the previous owner.
+ * is incremented, which stops the previous owner from settling. The previous owner's publisher stays
+ * recorded and is returned: fence it, then record your own with {@link renewLaneLeases}, before
+ * publishing the lane (until then, whoever takes the lane next fences the previous one again).
  */
 export async function acquireLaneLeases(
   queryable: PgQueryable,
   options: { schema: string; owner: string; max: number; ttlMs: number },
-): Promise<LaneLease[]> {
+): Promise<AcquiredLane[]> {
   if (options.max <= 0) return [];
   const table = `${quoteIdentifier(options.schema)}.outbox_lanes`;
-  const { rows } = await queryable.query<LeaseRecord>(
+  const { rows } = await queryable.query<LeaseRecord & { previous_fencing_id: string | null }>(
     `UPDATE ${table} l
         SET owner = $1, epoch = l.epoch + 1, expires_at = clock_timestamp() + $3 * interval '1 millisecond'
-      WHERE l.lane IN (
-        SELECT lane FROM ${table}
+       FROM (
+        SELECT lane, fencing_id FROM ${table}
          WHERE owner IS NULL OR expires_at IS NULL OR expires_at < clock_timestamp()
          ORDER BY owner IS NOT NULL, random()
          LIMIT $2
-         FOR UPDATE SKIP LOCKED)
-      RETURNING l.lane, l.owner, l.epoch`,
+         FOR UPDATE SKIP LOCKED) AS free
+      WHERE l.lane = free.lane
+      RETURNING l.lane, l.owner, l.epoch, free.fencing_id AS previous_fencing_id`,
     [options.owner, options.max, options.ttlMs],
   );
-  return rows.map(toLease);
+  return rows.map((row) => ({ ...toLease(row), previousFencingId: row.previous_fencing_id }));
 }
 
-/** Gives lanes back so another relay can take them without waiting for expiry. */
+/**
+ * Gives lanes back so another relay can take them without waiting for expiry. Call it only once
+ * nothing of these lanes is in flight: the next owner does not fence a released lane's publisher.
+ */
 export async function releaseLaneLeases(
   queryable: PgQueryable,
   options: { schema: string; leases: readonly LaneLease[] },
@@ -111,7 +129,7 @@ export async function releaseLaneLeases(
   if (options.leases.length === 0) return;
   await queryable.query(
     `UPDATE ${quoteIdentifier(options.schema)}.outbox_lanes l
-        SET owner = NULL, expires_at = NULL
+        SET owner = NULL, expires_at = NULL, fencing_id = NULL
        FROM unnest($1::smallint[], $2::text[], $3::bigint[]) AS h(lane, owner, epoch)
       WHERE l.lane = h.lane AND l.owner = h.owner AND l.epoch = h.epoch`,
     [

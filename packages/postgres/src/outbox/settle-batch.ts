@@ -4,57 +4,71 @@ import type { LaneLease } from './lane-leases';
 
 /** What {@link settleOutboxBatch} did. */
 export interface SettleResult {
-  /** False when the lease was lost: nothing was deleted or parked. */
-  leaseHeld: boolean;
+  /** Lanes whose lease still held: their rows were deleted or parked. */
+  heldLanes: number[];
+  /** Lanes whose lease was lost: nothing of theirs was deleted or parked. */
+  lostLanes: number[];
   deleted: number;
   parked: number;
 }
 
 /**
- * Settles a published batch in one statement: deletes the published rows and parks the failed ones
- * with their error, but only while `lease` (owner and epoch) still holds the lane. The lane row is
- * share-locked for the statement, so a takeover cannot slip in between the check and the delete.
+ * Settles a published batch of one or more lanes in one statement: deletes the published rows and
+ * parks the failed ones with their error, each lane only while its `lease` (owner and epoch) still
+ * holds. The lane rows are share-locked for the statement, so a takeover cannot slip in between the
+ * check and the delete.
  */
 export async function settleOutboxBatch(
   queryable: PgQueryable,
   options: {
     schema: string;
-    lease: LaneLease;
-    /** `seq` of rows the broker acknowledged. */
-    published: readonly string[];
+    /** The leases of every lane the rows belong to. */
+    leases: readonly LaneLease[];
+    /** Rows the broker acknowledged. */
+    published: readonly { lane: number; seq: string }[];
     /** Rows that can never be published, with the error to keep. */
-    parked?: readonly { seq: string; error: string }[];
+    parked?: readonly { lane: number; seq: string; error: string }[];
   },
 ): Promise<SettleResult> {
   const schema = quoteIdentifier(options.schema);
   const parked = options.parked ?? [];
-  const { rows } = await queryable.query<{ held: number; deleted: number; parked: number }>(
+  const { rows } = await queryable.query<{ held: number[]; deleted: number; parked: number }>(
     `WITH lease AS (
-       SELECT lane FROM ${schema}.outbox_lanes
-        WHERE lane = $1 AND owner = $2 AND epoch = $3
-        FOR SHARE),
+       SELECT l.lane FROM ${schema}.outbox_lanes l
+         JOIN unnest($1::smallint[], $2::text[], $3::bigint[]) AS h(lane, owner, epoch)
+           ON l.lane = h.lane AND l.owner = h.owner AND l.epoch = h.epoch
+        FOR SHARE OF l),
      deleted AS (
        DELETE FROM ${schema}.outbox o
-        WHERE o.seq = ANY($4::bigint[]) AND o.lane IN (SELECT lane FROM lease)
+        USING unnest($4::smallint[], $5::bigint[]) AS d(lane, seq)
+        WHERE o.lane = d.lane AND o.seq = d.seq AND d.lane IN (SELECT lane FROM lease)
        RETURNING 1),
      parked AS (
        UPDATE ${schema}.outbox o
           SET parked_at = clock_timestamp(), last_error = p.error, attempts = o.attempts + 1
-         FROM unnest($5::bigint[], $6::text[]) AS p(seq, error)
-        WHERE o.seq = p.seq AND o.lane IN (SELECT lane FROM lease)
+         FROM unnest($6::smallint[], $7::bigint[], $8::text[]) AS p(lane, seq, error)
+        WHERE o.lane = p.lane AND o.seq = p.seq AND p.lane IN (SELECT lane FROM lease)
        RETURNING 1)
-     SELECT (SELECT count(*) FROM lease)::int AS held,
+     SELECT coalesce((SELECT array_agg(lane::int) FROM lease), '{}') AS held,
             (SELECT count(*) FROM deleted)::int AS deleted,
             (SELECT count(*) FROM parked)::int AS parked`,
     [
-      options.lease.lane,
-      options.lease.owner,
-      options.lease.epoch,
-      options.published,
+      options.leases.map((lease) => lease.lane),
+      options.leases.map((lease) => lease.owner),
+      options.leases.map((lease) => lease.epoch),
+      options.published.map((row) => row.lane),
+      options.published.map((row) => row.seq),
+      parked.map((row) => row.lane),
       parked.map((row) => row.seq),
       parked.map((row) => row.error),
     ],
   );
   const row = rows[0]!;
-  return { leaseHeld: row.held > 0, deleted: row.deleted, parked: row.parked };
+  const held = new Set(row.held);
+  return {
+    heldLanes: [...held],
+    lostLanes: options.leases.map((lease) => lease.lane).filter((lane) => !held.has(lane)),
+    deleted: row.deleted,
+    parked: row.parked,
+  };
 }

@@ -1,4 +1,13 @@
-import { bigint, customType, index, integer, pgSchema, smallint, text, timestamp } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  customType,
+  integer,
+  pgSchema,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
 
 const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
@@ -13,7 +22,7 @@ export function outboxTables(schema: string = defaultSchemaName) {
   const outbox = s.table(
     'outbox',
     {
-      seq: bigint('seq', { mode: 'bigint' }).primaryKey(),
+      seq: bigint('seq', { mode: 'bigint' }).notNull(),
       eventId: text('event_id').notNull(),
       lane: smallint('lane').notNull(),
       topic: text('topic').notNull(),
@@ -26,13 +35,14 @@ export function outboxTables(schema: string = defaultSchemaName) {
       lastError: text('last_error'),
       parkedAt: timestamp('parked_at', { withTimezone: true }),
     },
-    (table) => [index('outbox_lane_seq_idx').on(table.lane, table.seq)],
+    (table) => [primaryKey({ columns: [table.lane, table.seq] })],
   );
   const outboxLanes = s.table('outbox_lanes', {
     lane: smallint('lane').primaryKey(),
     owner: text('owner'),
     epoch: bigint('epoch', { mode: 'number' }).notNull().default(0),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
+    fencingId: text('fencing_id'),
   });
   const outboxRelays = s.table('outbox_relays', {
     relayId: text('relay_id').primaryKey(),

@@ -1,0 +1,328 @@
+import { performance } from 'node:perf_hooks';
+import { backoffDelayMs, isOnceflowError, type LanePublisher, type RetryPolicy, sleep } from '@onceflow/core';
+import {
+  claimOutboxBatch,
+  type LaneLease,
+  type OutboxRow,
+  renewLaneLeases,
+  settleOutboxBatch,
+} from '@onceflow/postgres';
+import type { ResolvedRelayOptions } from './options';
+import { type BatchOutcome, publishBatch } from './publish-batch';
+
+/** Everything the publish loop shares with its relay. */
+export interface PublishLoopContext {
+  options: ResolvedRelayOptions;
+  retry: RetryPolicy;
+  /** This relay's fencing id: the one publisher every owned lane is published through. */
+  fencingId: string;
+  /** Called when lanes were found taken over (their lease is gone; do not release them). */
+  onLost: (lanes: number[]) => void;
+}
+
+function notify(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Observers must not break the relay.
+  }
+}
+
+function groupByLane(rows: readonly OutboxRow[]): Map<number, OutboxRow[]> {
+  const byLane = new Map<number, OutboxRow[]>();
+  for (const row of rows) {
+    const group = byLane.get(row.lane);
+    if (group) group.push(row);
+    else byLane.set(row.lane, [row]);
+  }
+  return byLane;
+}
+
+/**
+ * Publishes every lane the relay owns through one publisher, one batch at a time: claim the ready
+ * rows of the lanes with work (one statement), publish them as one all-or-nothing Kafka transaction,
+ * settle them (one statement). One transaction per cycle instead of one per lane keeps the broker's
+ * transaction overhead flat however many lanes a relay holds.
+ *
+ * Fencing stays per lane: the relay records its fencing id on every lane it holds, and a relay that
+ * takes a lane over after its lease expired fences that id before publishing (see relay.ts). The
+ * loop (re)opens its publisher only followed by a confirmation of its leases, and claims only lanes
+ * confirmed since, so a relay whose publisher was fenced cannot publish a lane it no longer holds.
+ * Lanes join and leave only between cycles, so nothing of a removed lane is in flight afterwards.
+ */
+export class PublishLoop {
+  /** Monotonic time (performance.now) until which every lease is known to hold. */
+  validUntil = 0;
+  private readonly leases = new Map<number, LaneLease>();
+  /** Lanes notified since their last claim. */
+  private readonly woken = new Set<number>();
+  /** Lanes whose last claim filled their share: more rows are likely waiting. */
+  private readonly backlogged = new Set<number>();
+  private lastPollAt = Number.NEGATIVE_INFINITY;
+  private wakeIdle: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private finished: Promise<void> | undefined;
+  private publisher: LanePublisher | undefined;
+  /** Lane changes applied at the next cycle boundary. */
+  private changes: Array<() => void> = [];
+  private boundary: Array<() => void> = [];
+
+  constructor(private readonly context: PublishLoopContext) {}
+
+  /** Lanes the loop publishes, ascending. */
+  lanes(): number[] {
+    return [...this.leases.keys()].sort((a, b) => a - b);
+  }
+
+  /** Current leases, for renewal. */
+  currentLeases(): LaneLease[] {
+    return [...this.leases.values()];
+  }
+
+  start(): void {
+    this.finished ??= this.run();
+  }
+
+  /** Adds lanes whose previous publisher is already fenced; they are claimed from the next cycle on. */
+  addLanes(leases: readonly LaneLease[], validUntil: number): Promise<void> {
+    return this.atBoundary(() => {
+      if (this.leases.size === 0) this.validUntil = validUntil;
+      else this.validUntil = Math.min(this.validUntil, validUntil);
+      for (const lease of leases) {
+        this.leases.set(lease.lane, lease);
+        this.woken.add(lease.lane);
+      }
+    });
+  }
+
+  /** Stops publishing `lanes`; resolves once no batch of theirs is in flight. */
+  removeLanes(lanes: readonly number[]): Promise<void> {
+    return this.atBoundary(() => {
+      for (const lane of lanes) this.forget(lane);
+    });
+  }
+
+  /** Drops lanes found taken over, at once: whatever of theirs is in flight will not settle. */
+  dropLanes(lanes: readonly number[]): void {
+    for (const lane of lanes) this.forget(lane);
+  }
+
+  /** Makes the loop look at `lane` now, or at every lane when null. */
+  wake(lane: number | null): void {
+    if (lane === null) this.lastPollAt = Number.NEGATIVE_INFINITY;
+    else if (this.leases.has(lane)) this.woken.add(lane);
+    else return;
+    this.wakeIdle?.();
+  }
+
+  /** Finishes the batch in flight (published and settled) and stops. */
+  stop(): Promise<void> {
+    this.abort.abort();
+    this.wakeIdle?.();
+    return this.finished ?? Promise.resolve();
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private forget(lane: number): void {
+    this.leases.delete(lane);
+    this.woken.delete(lane);
+    this.backlogged.delete(lane);
+  }
+
+  private atBoundary(change: () => void): Promise<void> {
+    if (this.finished === undefined || this.stopped) {
+      change();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.changes.push(change);
+      this.boundary.push(resolve);
+      this.wakeIdle?.();
+    });
+  }
+
+  private applyChanges(): void {
+    const changes = this.changes.splice(0);
+    const done = this.boundary.splice(0);
+    for (const change of changes) change();
+    for (const resolve of done) resolve();
+  }
+
+  private async run(): Promise<void> {
+    const { options } = this.context;
+    let attempt = 0;
+    try {
+      while (!this.stopped) {
+        this.applyChanges();
+        try {
+          if (this.leases.size === 0) {
+            await this.idle(options.pollIntervalMs);
+            continue;
+          }
+          if (this.publisher === undefined) {
+            this.publisher = await options.transport.openLane(this.context.fencingId);
+            // Opening re-initialised our publisher; only lanes confirmed after it are published.
+            await this.confirmLeases();
+          } else if (performance.now() >= this.validUntil) await this.confirmLeases();
+          if (this.stopped) break;
+          const lanes = this.lanesToClaim();
+          if (lanes.length === 0) {
+            await this.idle(this.untilNextPoll());
+            continue;
+          }
+          const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
+          const rows = await claimOutboxBatch(options.pool, {
+            schema: options.schema,
+            lanes,
+            limit: share,
+          });
+          const counts = new Map<number, number>();
+          for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
+          for (const lane of lanes)
+            if ((counts.get(lane) ?? 0) >= share) this.backlogged.add(lane);
+            else this.backlogged.delete(lane);
+          if (rows.length > 0) await this.publishAndSettle(this.publisher, rows);
+          attempt = 0;
+        } catch (error) {
+          if (isOnceflowError(error, 'OF_LEASE_LOST')) {
+            // Fenced: a relay took over one of our lanes. Reopen and keep the lanes still confirmed.
+            await this.closePublisher();
+            continue;
+          }
+          notify(() => options.observer.onError?.(error, 'outbox relay publish loop'));
+          // The publisher may be mid-transaction or broken; reopening aborts whatever it left open.
+          await this.closePublisher();
+          attempt++;
+          await sleep(backoffDelayMs(this.context.retry, attempt), this.abort.signal);
+        }
+      }
+    } finally {
+      await this.closePublisher();
+      this.applyChanges();
+    }
+  }
+
+  private async closePublisher(): Promise<void> {
+    const publisher = this.publisher;
+    this.publisher = undefined;
+    await publisher?.close().catch(() => undefined);
+  }
+
+  private lanesToClaim(): number[] {
+    if (performance.now() - this.lastPollAt >= this.context.options.pollIntervalMs) {
+      this.lastPollAt = performance.now();
+      this.woken.clear();
+      return this.lanes();
+    }
+    const lanes = new Set([...this.woken, ...this.backlogged]);
+    this.woken.clear();
+    return [...lanes].filter((lane) => this.leases.has(lane)).sort((a, b) => a - b);
+  }
+
+  private untilNextPoll(): number {
+    return Math.max(1, this.lastPollAt + this.context.options.pollIntervalMs - performance.now());
+  }
+
+  /** Renews every lease; lanes taken over are dropped and reported. */
+  private async confirmLeases(): Promise<void> {
+    const { options } = this.context;
+    const startedAt = performance.now();
+    const current = this.currentLeases();
+    const held = await renewLaneLeases(options.pool, {
+      schema: options.schema,
+      leases: current,
+      ttlMs: options.leaseTtlMs,
+      fencingId: this.context.fencingId,
+    });
+    const heldLanes = new Set(held.map((lease) => lease.lane));
+    const lost = current.map((lease) => lease.lane).filter((lane) => !heldLanes.has(lane));
+    this.dropLanes(lost);
+    if (lost.length > 0) this.context.onLost(lost);
+    this.validUntil = startedAt + options.leaseTtlMs;
+  }
+
+  private async idle(ms: number): Promise<void> {
+    if (this.woken.size > 0 || this.changes.length > 0 || this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.wakeIdle = done;
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    this.wakeIdle = undefined;
+  }
+
+  private async publishAndSettle(publisher: LanePublisher, rows: OutboxRow[]): Promise<void> {
+    const { options } = this.context;
+    const byLane = groupByLane(rows);
+    if (options.testHooks.beforePublish)
+      for (const [lane, laneRows] of byLane) await options.testHooks.beforePublish(lane, laneRows);
+    const startedAt = performance.now();
+    const outcome: BatchOutcome = { published: [], parked: [], heldBack: 0 };
+    let failure: unknown;
+    try {
+      await publishBatch(publisher, rows, outcome);
+    } catch (error) {
+      failure = error;
+    }
+    const ackedAt = performance.now();
+    if (failure === undefined && options.testHooks.afterPublish)
+      for (const [lane, laneRows] of byLane) await options.testHooks.afterPublish(lane, laneRows);
+    if (outcome.published.length > 0 || outcome.parked.length > 0) {
+      const leases = [...byLane.keys()]
+        .map((lane) => this.leases.get(lane))
+        .filter((lease) => lease !== undefined);
+      const settled = await settleOutboxBatch(options.pool, {
+        schema: options.schema,
+        leases,
+        published: outcome.published,
+        parked: outcome.parked.map(({ row, error }) => ({ lane: row.lane, seq: row.seq, error })),
+      });
+      const lost = [...byLane.keys()].filter((lane) => !settled.heldLanes.includes(lane));
+      this.report(outcome, ackedAt - startedAt, new Set(settled.heldLanes));
+      if (lost.length > 0) {
+        const stillOurs = lost.filter((lane) => this.leases.has(lane));
+        this.dropLanes(lost);
+        if (stillOurs.length > 0) this.context.onLost(stillOurs);
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  private report(outcome: BatchOutcome, publishLatencyMs: number, held: ReadonlySet<number>): void {
+    const { observer } = this.context.options;
+    const perLane = new Map<number, { count: number; maxAgeMs: number }>();
+    for (const row of outcome.published) {
+      if (!held.has(row.lane)) continue;
+      const entry = perLane.get(row.lane) ?? { count: 0, maxAgeMs: 0 };
+      entry.count++;
+      entry.maxAgeMs = Math.max(entry.maxAgeMs, row.ageMs);
+      perLane.set(row.lane, entry);
+    }
+    for (const [lane, { count, maxAgeMs }] of perLane)
+      notify(() =>
+        observer.onPublished?.({
+          lane,
+          count,
+          publishLatencyMs,
+          maxEndToEndMs: maxAgeMs + publishLatencyMs,
+        }),
+      );
+    for (const { row, error } of outcome.parked)
+      if (held.has(row.lane))
+        notify(() =>
+          observer.onParked?.({
+            lane: row.lane,
+            eventId: row.eventId,
+            topic: row.topic,
+            key: row.key,
+            error,
+          }),
+        );
+  }
+}
