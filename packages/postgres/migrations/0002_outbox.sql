@@ -60,6 +60,35 @@ BEGIN
 END
 $$;
 
+-- The relay's read: the oldest ready rows of each given lane, at most p_limit per lane, in seq order,
+-- leaving out parked rows, every later row of a parked row's (topic, key), and rows already in flight.
+-- Each lane must be an ordered range scan of the primary key that stops after p_limit rows. On a
+-- queue table the statistics are often missing or stale (rows live seconds), and then the planner
+-- would read and sort every row of a lane to return a few; the SET clauses rule those plans out.
+CREATE FUNCTION {{schema}}.claim_outbox(p_lanes smallint[], p_limit integer, p_exclude bigint[])
+RETURNS TABLE (lane smallint, seq bigint, event_id text, topic text, key bytea, value text,
+               header_names text[], header_values bytea[], age_ms float8)
+LANGUAGE sql
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $$
+  SELECT o.lane, o.seq, o.event_id, o.topic, o.key, encode(o.value, 'base64'),
+         CASE WHEN cardinality(o.header_names) > 0 THEN o.header_names END,
+         CASE WHEN cardinality(o.header_names) > 0 THEN o.header_values END,
+         (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::float8
+    FROM unnest(p_lanes) AS l(lane)
+    CROSS JOIN LATERAL (
+      SELECT * FROM {{schema}}.outbox c
+       WHERE c.lane = l.lane AND c.parked_at IS NULL
+         AND NOT (c.seq = ANY(p_exclude))
+         AND NOT EXISTS (
+           SELECT 1 FROM {{schema}}.outbox p
+            WHERE p.parked_at IS NOT NULL AND p.lane = l.lane AND p.topic = c.topic AND p.key = c.key)
+       ORDER BY c.lane, c.seq
+       LIMIT p_limit) o
+$$;
+
 -- Lane leases: one row per lane, owned by at most one relay. A lease lives until `expires_at`
 -- unless its owner renews it; every takeover increments `epoch`, and a relay settles a batch only
 -- while owner and epoch are still its own, so a relay that lost its lane cannot delete rows.

@@ -66,26 +66,12 @@ export async function claimOutboxBatch(
   options: { schema: string; lanes: readonly number[]; limit: number; exclude?: readonly OutboxRow[] },
 ): Promise<OutboxRow[]> {
   if (options.lanes.length === 0) return [];
-  const table = `${quoteIdentifier(options.schema)}.outbox`;
   const exclude = options.exclude ?? [];
-  // Per lane: a range scan of the (lane, seq) primary key that stops after `limit` rows; the parked
-  // check probes the small partial index and finds nothing in the normal case. Header arrays are
-  // only sent when an event has headers besides its id.
+  // The query lives in the migration (claim_outbox), where it can pin its plan: per lane, a range
+  // scan of the (lane, seq) primary key that stops after `limit` rows.
   const { rows } = await queryable.query<ClaimedRecord>(
-    `SELECT o.lane, o.seq, o.event_id, o.topic, o.key, encode(o.value, 'base64') AS value,
-            CASE WHEN cardinality(o.header_names) > 0 THEN o.header_names END AS header_names,
-            CASE WHEN cardinality(o.header_names) > 0 THEN o.header_values END AS header_values,
-            (extract(epoch FROM clock_timestamp() - o.created_at) * 1000)::float8 AS age_ms
-       FROM unnest($1::smallint[]) AS l(lane)
-       CROSS JOIN LATERAL (
-         SELECT * FROM ${table} c
-          WHERE c.lane = l.lane AND c.parked_at IS NULL
-            AND NOT (c.seq = ANY($3::bigint[]))
-            AND NOT EXISTS (
-              SELECT 1 FROM ${table} p
-               WHERE p.parked_at IS NOT NULL AND p.lane = l.lane AND p.topic = c.topic AND p.key = c.key)
-          ORDER BY c.lane, c.seq
-          LIMIT $2) o`,
+    `SELECT lane, seq, event_id, topic, key, value, header_names, header_values, age_ms
+       FROM ${quoteIdentifier(options.schema)}.claim_outbox($1::smallint[], $2::integer, $3::bigint[])`,
     [options.lanes, options.limit, exclude.map((row) => row.seq)],
   );
   return rows.map(toRow);
