@@ -17,8 +17,10 @@ const rows: Row[] = [
   { field: 'raw_consume_msgs_per_s', unit: 'msg/s' },
   { field: 'naive_dedup_msgs_per_s', unit: 'msg/s' },
   { field: 'inbox_batch_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_batch_per_msg_handler_msgs_per_s', unit: 'msg/s' },
   { field: 'inbox_duplicates_msgs_per_s', unit: 'msg/s' },
   { field: 'inbox_ratio_to_raw', unit: '×', target: '≥ 0.5', meets: (v) => v >= 0.5 },
+  { field: 'inbox_per_msg_handler_ratio_to_raw', unit: '×' },
   { field: 'inbox_speedup_vs_naive', unit: '×', target: '≥ 10', meets: (v) => v >= 10 },
   {
     field: 'inbox_duplicates_ratio_to_fresh',

@@ -42,8 +42,9 @@ async function effectCount(ctx: BenchContext, consumer: string): Promise<number>
 
 /**
  * Consumer scenarios over the same pre-produced messages: the raw kafkajs ceiling, the naive
- * per-message transaction, onceflow's batch inbox, and the inbox over a replay of the same stream
- * (a second topic with identical messages, so every id is a duplicate).
+ * per-message transaction, onceflow's batch inbox with a per-message handler and with a batch handler
+ * (`handleBatch`, the headline figure), and the latter over a replay of the same stream (a second
+ * topic with identical messages, so every id is a duplicate).
  */
 export async function runInboxGroup(ctx: BenchContext): Promise<void> {
   const { config, results } = ctx;
@@ -63,13 +64,27 @@ export async function runInboxGroup(ctx: BenchContext): Promise<void> {
   const naive = await consume(ctx, 'naive-consumer', fresh, 'naive', 'server', {
     limit: config.naiveMessages,
   });
+  const perMessageName = `${ctx.runId}-inbox-pm`;
+  const perMessage = await consume(ctx, 'inbox-consumer', fresh, 'inbox-per-message', 'server', {
+    consumerName: perMessageName,
+    inboxHandler: 'per-message',
+  });
+  const perMessageWritten = await effectCount(ctx, perMessageName);
+  if (perMessageWritten !== config.messages)
+    ctx.notes.push(
+      `inbox per-message handler check failed: ${perMessageWritten} effect rows for ${config.messages} distinct messages`,
+    );
   const inboxName = `${ctx.runId}-inbox`;
-  const inbox = await consume(ctx, 'inbox-consumer', fresh, 'inbox', 'server', { consumerName: inboxName });
+  const inbox = await consume(ctx, 'inbox-consumer', fresh, 'inbox', 'server', {
+    consumerName: inboxName,
+    inboxHandler: 'batch',
+  });
   const written = await effectCount(ctx, inboxName);
   if (written !== config.messages)
     ctx.notes.push(`inbox check failed: ${written} effect rows for ${config.messages} distinct messages`);
   const duplicates = await consume(ctx, 'inbox-consumer', replay, 'inbox-duplicates', 'server', {
     consumerName: inboxName,
+    inboxHandler: 'batch',
   });
   const after = await effectCount(ctx, inboxName);
   if (after !== written)
@@ -78,8 +93,10 @@ export async function runInboxGroup(ctx: BenchContext): Promise<void> {
   results.raw_consume_msgs_per_s = round(raw.msgsPerS);
   results.naive_dedup_msgs_per_s = round(naive.msgsPerS);
   results.inbox_batch_msgs_per_s = round(inbox.msgsPerS);
+  results.inbox_batch_per_msg_handler_msgs_per_s = round(perMessage.msgsPerS);
   results.inbox_duplicates_msgs_per_s = round(duplicates.msgsPerS);
   results.inbox_ratio_to_raw = round(inbox.msgsPerS / raw.msgsPerS, 3);
+  results.inbox_per_msg_handler_ratio_to_raw = round(perMessage.msgsPerS / raw.msgsPerS, 3);
   results.inbox_speedup_vs_naive = round(inbox.msgsPerS / naive.msgsPerS, 2);
   results.inbox_duplicates_ratio_to_fresh = round(duplicates.msgsPerS / inbox.msgsPerS, 3);
   results.raw_consumer_peak_rss_mb = raw.peakRssMb;

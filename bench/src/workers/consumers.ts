@@ -31,6 +31,11 @@ export interface ConsumerParams extends WorkerParams {
   limit?: number;
   /** The inbox consumer name (dedup namespace). */
   consumerName?: string;
+  /**
+   * The inbox consumer's handler: `batch` (default) writes the effect rows of a batch's new messages
+   * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call.
+   */
+  inboxHandler?: 'batch' | 'per-message';
 }
 
 /** What a consumer worker reports. */
@@ -131,7 +136,10 @@ export async function naiveConsumer(): Promise<void> {
   report(processed, progress.joinedAt, doneAt, effects);
 }
 
-/** onceflow's inbox consumer in batch mode; the handler writes one effect row per message. */
+/**
+ * onceflow's inbox consumer in batch mode; the handler writes one effect row per message, either with
+ * one multi-row insert per batch (`handleBatch`) or one insert per message (`handler`).
+ */
 export async function inboxConsumer(): Promise<void> {
   const p = workerParams<ConsumerParams>();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
@@ -140,7 +148,8 @@ export async function inboxConsumer(): Promise<void> {
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
   let effects = 0;
   const consumerName = p.consumerName ?? p.groupId;
-  const inbox = createInboxConsumer({
+  const effectsTable = `"${p.schema}".effects`;
+  const common = {
     kafka,
     pool,
     schema: p.schema,
@@ -148,23 +157,47 @@ export async function inboxConsumer(): Promise<void> {
     groupId: p.groupId,
     topics: [p.topic],
     partitionsConsumedConcurrently: p.concurrency,
-    mode: 'batch',
+    mode: 'batch' as const,
     pruneIntervalMs: 0,
-    handler: async (message, context: TransactionContext) => {
-      await context.client.query(
-        `INSERT INTO "${p.schema}".effects (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          consumerName,
-          message.id,
-          message.topic,
-          message.partition,
-          message.offset,
-          message.value?.length ?? 0,
-        ],
-      );
-      effects++;
-    },
-  });
+  };
+  const inbox =
+    (p.inboxHandler ?? 'batch') === 'batch'
+      ? createInboxConsumer({
+          ...common,
+          handleBatch: async (messages, context: TransactionContext) => {
+            const first = messages[0]!;
+            await context.client.query(
+              `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes)
+               SELECT $1, u.id, $2, $3, u.off, u.bytes FROM unnest($4::text[], $5::text[], $6::int[]) AS u(id, off, bytes)`,
+              [
+                consumerName,
+                first.topic,
+                first.partition,
+                messages.map((m) => m.id),
+                messages.map((m) => m.offset),
+                messages.map((m) => m.value?.length ?? 0),
+              ],
+            );
+            effects += messages.length;
+          },
+        })
+      : createInboxConsumer({
+          ...common,
+          handler: async (message, context: TransactionContext) => {
+            await context.client.query(
+              `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+              [
+                consumerName,
+                message.id,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.value?.length ?? 0,
+              ],
+            );
+            effects++;
+          },
+        });
   const handle = await inbox.start();
   announceReady();
   await progress.done;
