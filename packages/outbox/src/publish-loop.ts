@@ -63,6 +63,8 @@ export class PublishLoop {
   private readonly abort = new AbortController();
   private finished: Promise<void> | undefined;
   private publisher: LanePublisher | undefined;
+  /** The settle of the last published batch, while it runs. */
+  private settling: { rows: readonly OutboxRow[]; done: Promise<void> } | undefined;
   /** Lane changes applied at the next cycle boundary. */
   private changes: Array<() => void> = [];
   private boundary: Array<() => void> = [];
@@ -156,8 +158,10 @@ export class PublishLoop {
     let attempt = 0;
     try {
       while (!this.stopped) {
-        this.applyChanges();
         try {
+          // Lanes leave only when nothing of theirs is in flight, the settle included.
+          if (this.changes.length > 0) await this.drainSettle();
+          this.applyChanges();
           if (this.leases.size === 0) {
             await this.idle(options.pollIntervalMs);
             continue;
@@ -170,6 +174,7 @@ export class PublishLoop {
           if (this.stopped) break;
           const lanes = this.lanesToClaim();
           if (lanes.length === 0) {
+            await this.drainSettle();
             await this.idle(this.untilNextPoll());
             continue;
           }
@@ -178,6 +183,7 @@ export class PublishLoop {
             schema: options.schema,
             lanes,
             limit: share,
+            exclude: this.settling?.rows ?? [],
           });
           const counts = new Map<number, number>();
           for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
@@ -187,6 +193,9 @@ export class PublishLoop {
           if (rows.length > 0) await this.publishAndSettle(this.publisher, rows);
           attempt = 0;
         } catch (error) {
+          await this.drainSettle().catch((settleError: unknown) =>
+            notify(() => options.observer.onError?.(settleError, 'outbox relay settle')),
+          );
           if (isOnceflowError(error, 'OF_LEASE_LOST')) {
             // Fenced: a relay took over one of our lanes. Reopen and keep the lanes still confirmed.
             await this.closePublisher();
@@ -200,6 +209,9 @@ export class PublishLoop {
         }
       }
     } finally {
+      await this.drainSettle().catch((error: unknown) =>
+        notify(() => options.observer.onError?.(error, 'outbox relay settle')),
+      );
       await this.closePublisher();
       this.applyChanges();
     }
@@ -257,6 +269,23 @@ export class PublishLoop {
     this.wakeIdle = undefined;
   }
 
+  /** Waits for the settle in flight, if any; rethrows its failure. */
+  private async drainSettle(): Promise<void> {
+    const settling = this.settling;
+    if (settling === undefined) return;
+    try {
+      await settling.done;
+    } finally {
+      if (this.settling === settling) this.settling = undefined;
+    }
+  }
+
+  /**
+   * Publishes `rows` and settles them. The settle of a cleanly published batch is left running while
+   * the next batch is claimed (its rows excluded) and published: Kafka already holds this batch, so
+   * the next one lands after it whatever the settle's timing. A batch that parked or held back rows
+   * is settled before anything else is claimed, or later rows of a parked key could slip out.
+   */
   private async publishAndSettle(publisher: LanePublisher, rows: OutboxRow[]): Promise<void> {
     const { options } = this.context;
     const byLane = groupByLane(rows);
@@ -273,25 +302,41 @@ export class PublishLoop {
     const ackedAt = performance.now();
     if (failure === undefined && options.testHooks.afterPublish)
       for (const [lane, laneRows] of byLane) await options.testHooks.afterPublish(lane, laneRows);
+    // One settle in flight at most: the next claim excludes exactly its rows.
+    await this.drainSettle();
     if (outcome.published.length > 0 || outcome.parked.length > 0) {
-      const leases = [...byLane.keys()]
-        .map((lane) => this.leases.get(lane))
-        .filter((lease) => lease !== undefined);
-      const settled = await settleOutboxBatch(options.pool, {
-        schema: options.schema,
-        leases,
-        published: outcome.published,
-        parked: outcome.parked.map(({ row, error }) => ({ lane: row.lane, seq: row.seq, error })),
-      });
-      const lost = [...byLane.keys()].filter((lane) => !settled.heldLanes.includes(lane));
-      this.report(outcome, ackedAt - startedAt, new Set(settled.heldLanes));
-      if (lost.length > 0) {
-        const stillOurs = lost.filter((lane) => this.leases.has(lane));
-        this.dropLanes(lost);
-        if (stillOurs.length > 0) this.context.onLost(stillOurs);
+      const done = this.settle(byLane, outcome, ackedAt - startedAt);
+      if (failure === undefined && outcome.parked.length === 0 && outcome.heldBack === 0) {
+        this.settling = { rows, done };
+        return;
       }
+      await done;
     }
     if (failure !== undefined) throw failure;
+  }
+
+  private async settle(
+    byLane: ReadonlyMap<number, OutboxRow[]>,
+    outcome: BatchOutcome,
+    publishLatencyMs: number,
+  ): Promise<void> {
+    const { options } = this.context;
+    const leases = [...byLane.keys()]
+      .map((lane) => this.leases.get(lane))
+      .filter((lease) => lease !== undefined);
+    const settled = await settleOutboxBatch(options.pool, {
+      schema: options.schema,
+      leases,
+      published: outcome.published,
+      parked: outcome.parked.map(({ row, error }) => ({ lane: row.lane, seq: row.seq, error })),
+    });
+    const lost = [...byLane.keys()].filter((lane) => !settled.heldLanes.includes(lane));
+    this.report(outcome, publishLatencyMs, new Set(settled.heldLanes));
+    if (lost.length > 0) {
+      const stillOurs = lost.filter((lane) => this.leases.has(lane));
+      this.dropLanes(lost);
+      if (stillOurs.length > 0) this.context.onLost(stillOurs);
+    }
   }
 
   private report(outcome: BatchOutcome, publishLatencyMs: number, held: ReadonlySet<number>): void {

@@ -72,7 +72,7 @@ export async function claimOutboxBatch(
   const { rows } = await queryable.query<ClaimedRecord>(
     `SELECT lane, seq, event_id, topic, key, value, header_names, header_values, age_ms
        FROM ${quoteIdentifier(options.schema)}.claim_outbox($1::smallint[], $2::integer, $3::bigint[])`,
-    [options.lanes, options.limit, exclude.map((row) => row.seq)],
+    [`{${options.lanes.join(',')}}`, options.limit, `{${exclude.map((row) => row.seq).join(',')}}`],
   );
   return rows.map(toRow);
 }
