@@ -44,13 +44,14 @@ CREATE INDEX idempotency_keys_unfinished_idx ON {{schema}}.idempotency_keys (loc
 -- or giving up at once with claim = 'busy'), then reads the key. VOLATILE, so the read takes its
 -- snapshot after the lock is held and sees whatever the previous holder committed. A completed key
 -- past its expiry is deleted here and reported 'absent', as if never seen. Without a row the
--- result is one 'absent' row; with one, claim = 'found' and the row's columns.
-CREATE FUNCTION {{schema}}.idempotency_claim(p_scope text, p_key text, p_wait boolean)
-RETURNS TABLE (
-  claim text, request_id uuid, fingerprint bytea, route text, state text, recovery_point text,
-  phase_data jsonb, request jsonb, request_body bytea, response_status integer, response_headers jsonb,
-  response_body bytea, lease_token uuid, lease_remaining_ms double precision
-) LANGUAGE plpgsql VOLATILE AS $$
+-- result is claim = 'absent'; with one, claim = 'found' and the row's columns.
+CREATE FUNCTION {{schema}}.idempotency_claim(
+  p_scope text, p_key text, p_wait boolean,
+  OUT claim text, OUT request_id uuid, OUT fingerprint bytea, OUT route text, OUT state text,
+  OUT recovery_point text, OUT phase_data jsonb, OUT request jsonb, OUT request_body bytea,
+  OUT response_status integer, OUT response_headers jsonb, OUT response_body bytea, OUT lease_token uuid,
+  OUT lease_remaining_ms double precision
+) RETURNS record LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
   v_lock integer := hashtext(length(p_scope)::text || ':' || p_scope || ':' || p_key);
@@ -60,7 +61,6 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('onceflow:idempotency:{{schema_name}}'), v_lock);
   ELSIF NOT pg_try_advisory_xact_lock(hashtext('onceflow:idempotency:{{schema_name}}'), v_lock) THEN
     claim := 'busy';
-    RETURN NEXT;
     RETURN;
   END IF;
   SELECT * INTO v_row FROM {{schema}}.idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
@@ -81,10 +81,8 @@ BEGIN
     response_body := v_row.response_body;
     lease_token := v_row.lease_token;
     lease_remaining_ms := greatest(0, coalesce(extract(epoch FROM (v_row.locked_until - now())) * 1000, 0));
-    RETURN NEXT;
     RETURN;
   END IF;
   claim := 'absent';
-  RETURN NEXT;
 END
 $$;

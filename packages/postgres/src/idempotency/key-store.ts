@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { backoffDelayMs, defaultRetryPolicy, isTransientDatabaseError, sleep } from '@onceflow/core';
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { createTransactionContext, type TransactionContext } from '../context';
@@ -182,8 +183,33 @@ function toClaim(scope: string, key: string, row: ClaimRow | undefined): KeyClai
   };
 }
 
+/**
+ * The key statements each pooled connection has prepared; a connection keeps them for the life of
+ * its session. Shared by every store of this process, since stores may share a pool.
+ */
+const preparedOn = new WeakMap<PoolClient, Set<string>>();
+
 /** A value written into SQL text as a literal. */
-type Literal = string | number | boolean | Buffer | null | { json: unknown };
+type Literal = string | number | boolean | Buffer | null;
+
+/** A statement that writes a key, prepared per connection. */
+interface KeyStatement {
+  name: string;
+  /** Parameter types, in order. */
+  types: string;
+  text: string;
+}
+
+/** A key write: a prepared statement and the values to run it with. */
+interface KeyWrite {
+  statement: KeyStatement;
+  values: Literal[];
+}
+
+// jsonb values travel as their JSON text, which the statement's jsonb parameter parses.
+function jsonParam(value: unknown): string | null {
+  return value === undefined || value === null ? null : JSON.stringify(value);
+}
 
 /**
  * Renders a value as a SQL literal, for the statements that travel in one simple-protocol round
@@ -198,14 +224,9 @@ function literal(client: PoolClient, value: Literal): string {
     return String(value);
   }
   if (Buffer.isBuffer(value)) return `decode('${value.toString('hex')}', 'hex')`;
-  if (typeof value === 'string') {
-    // The protocol ends a query at NUL; refuse rather than send a cut statement.
-    if (value.includes('\u0000')) throw new TypeError('a NUL character cannot be stored in text');
-    return client.escapeLiteral(value);
-  }
-  return value.json === undefined || value.json === null
-    ? 'NULL'
-    : `${literal(client, JSON.stringify(value.json))}::jsonb`;
+  // The protocol ends a query at NUL; refuse rather than send a cut statement.
+  if (value.includes('\u0000')) throw new TypeError('a NUL character cannot be stored in text');
+  return client.escapeLiteral(value);
 }
 
 /** The Postgres store of idempotency keys, in the table created by migration 0003. */
@@ -219,44 +240,92 @@ export function createPgIdempotencyKeyStore(
   const isolation = options.transaction?.isolation;
   const begin = isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
   const retry = options.transaction?.retry ?? defaultRetryPolicy;
-  const interval = (client: PoolClient, ms: number): string =>
-    `make_interval(secs => ${literal(client, ms)}::double precision / 1000)`;
 
-  /** The key writes of one transaction; `write` holds the statement sent with COMMIT. */
+  // The key writes are prepared once per connection (SQL PREPARE, which outlives a rollback), so
+  // the round trip that carries COMMIT only binds values to an already planned statement.
+  const statementPrefix = `onceflow_idem_${createHash('sha1').update(schema).digest('hex').slice(0, 12)}`;
+  const statements = {
+    insert: {
+      name: `${statementPrefix}_insert`,
+      types:
+        'uuid, text, text, bytea, text, text, text, jsonb, jsonb, bytea, integer, jsonb, bytea, uuid, double precision, double precision',
+      text: `INSERT INTO ${table} (request_id, scope, key, fingerprint, route, state, recovery_point, phase_data,
+                        request, request_body, response_status, response_headers, response_body, lease_token,
+                        locked_until, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+             CASE WHEN $14 IS NULL THEN NULL ELSE now() + make_interval(secs => $15 / 1000) END,
+             now() + make_interval(secs => $16 / 1000))`,
+    },
+    advance: {
+      name: `${statementPrefix}_advance`,
+      types: 'text, text, text, jsonb, uuid, double precision',
+      text: `UPDATE ${table}
+        SET recovery_point = $3, phase_data = $4, lease_token = $5,
+            locked_until = now() + make_interval(secs => $6 / 1000), updated_at = now()
+      WHERE scope = $1 AND key = $2`,
+    },
+    complete: {
+      name: `${statementPrefix}_complete`,
+      types: 'text, text, integer, jsonb, bytea',
+      text: `UPDATE ${table}
+        SET state = 'completed', response_status = $3, response_headers = $4, response_body = $5,
+            lease_token = NULL, locked_until = NULL, request_body = NULL, updated_at = now()
+      WHERE scope = $1 AND key = $2`,
+    },
+  } satisfies Record<string, KeyStatement>;
+
+  /**
+   * Prepares the key writes on a connection that has not got them yet, outside any transaction.
+   * What a session holds is read from the server the first time this process sees the connection,
+   * so several stores sharing a pool never prepare a name twice.
+   */
+  async function ensurePrepared(client: PoolClient): Promise<void> {
+    let names = preparedOn.get(client);
+    if (names === undefined) {
+      const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+      names = new Set(rows.map((row) => row.name));
+      preparedOn.set(client, names);
+    }
+    const missing = Object.values(statements).filter((statement) => !names.has(statement.name));
+    if (missing.length === 0) return;
+    await client.query(
+      missing.map(({ name, types, text }) => `PREPARE ${name} (${types}) AS ${text}`).join('; '),
+    );
+    for (const { name } of missing) names.add(name);
+  }
+
+  /** The key writes of one transaction; `write` holds the statement sent before COMMIT. */
   function bind(
     client: PoolClient,
     scope: string,
     key: string,
-  ): IdempotencyKeyTransaction & { write: string | undefined } {
-    const where = (): string => `WHERE scope = ${literal(client, scope)} AND key = ${literal(client, key)}`;
+  ): IdempotencyKeyTransaction & { write: KeyWrite | undefined } {
     const tx = {
       context: createTransactionContext(client, { schema }),
-      write: undefined as string | undefined,
+      write: undefined as KeyWrite | undefined,
       insert(row: NewIdempotencyKey): void {
         const done = row.response !== null;
-        const values: Literal[] = [
-          row.requestId,
-          row.scope,
-          row.key,
-          row.fingerprint,
-          row.route,
-          done ? 'completed' : 'in_progress',
-          row.recoveryPoint,
-          { json: row.phaseData },
-          { json: row.request },
-          row.requestBody,
-          row.response?.status ?? null,
-          { json: row.response?.headers },
-          row.response?.body ?? null,
-          done ? null : row.leaseToken,
-        ];
-        stage(
-          `INSERT INTO ${table} (request_id, scope, key, fingerprint, route, state, recovery_point, phase_data, request,
-                                 request_body, response_status, response_headers, response_body, lease_token,
-                                 locked_until, expires_at)
-           VALUES (${values.map((value) => literal(client, value)).join(', ')},
-                   ${done ? 'NULL' : `now() + ${interval(client, row.leaseMs)}`}, now() + ${interval(client, row.retentionMs)})`,
-        );
+        stage({
+          statement: statements.insert,
+          values: [
+            row.requestId,
+            row.scope,
+            row.key,
+            row.fingerprint,
+            row.route,
+            done ? 'completed' : 'in_progress',
+            row.recoveryPoint,
+            jsonParam(row.phaseData),
+            jsonParam(row.request),
+            row.requestBody,
+            row.response?.status ?? null,
+            jsonParam(row.response?.headers),
+            row.response?.body ?? null,
+            done ? null : row.leaseToken,
+            row.leaseMs,
+            row.retentionMs,
+          ],
+        });
       },
       advance(next: {
         recoveryPoint: string;
@@ -264,27 +333,21 @@ export function createPgIdempotencyKeyStore(
         leaseToken: string;
         leaseMs: number;
       }): void {
-        stage(
-          `UPDATE ${table}
-              SET recovery_point = ${literal(client, next.recoveryPoint)}, phase_data = ${literal(client, { json: next.phaseData })},
-                  lease_token = ${literal(client, next.leaseToken)}, locked_until = now() + ${interval(client, next.leaseMs)},
-                  updated_at = now()
-            ${where()}`,
-        );
+        stage({
+          statement: statements.advance,
+          values: [scope, key, next.recoveryPoint, jsonParam(next.phaseData), next.leaseToken, next.leaseMs],
+        });
       },
       complete(response: StoredResponse): void {
-        stage(
-          `UPDATE ${table}
-              SET state = 'completed', response_status = ${literal(client, response.status)},
-                  response_headers = ${literal(client, { json: response.headers })}, response_body = ${literal(client, response.body)},
-                  lease_token = NULL, locked_until = NULL, request_body = NULL, updated_at = now()
-            ${where()}`,
-        );
+        stage({
+          statement: statements.complete,
+          values: [scope, key, response.status, jsonParam(response.headers), response.body],
+        });
       },
     };
-    function stage(statement: string): void {
+    function stage(write: KeyWrite): void {
       if (tx.write !== undefined) throw new Error('one key write per transaction');
-      tx.write = statement;
+      tx.write = write;
     }
     return tx;
   }
@@ -299,6 +362,7 @@ export function createPgIdempotencyKeyStore(
       const client = await pool.connect();
       let broken = false;
       try {
+        await ensurePrepared(client);
         // BEGIN and the claim share one round trip, the key write and COMMIT another: a keyed
         // request costs the round trips of an unprotected transaction.
         const results = (await client.query(
@@ -306,9 +370,15 @@ export function createPgIdempotencyKeyStore(
         )) as unknown as Array<QueryResult<ClaimRow>>;
         const tx = bind(client, scope, key);
         const result = await work(toClaim(scope, key, results[1]?.rows[0]), tx);
-        await client.query(tx.write === undefined ? 'COMMIT' : `${tx.write}; COMMIT`);
+        await client.query(
+          tx.write === undefined
+            ? 'COMMIT'
+            : `EXECUTE ${tx.write.statement.name}(${tx.write.values.map((value) => literal(client, value)).join(', ')}); COMMIT`,
+        );
         return result;
       } catch (error) {
+        // A session reset (DISCARD ALL) dropped the prepared statements: prepare them again.
+        if ((error as { code?: unknown }).code === '26000') preparedOn.delete(client);
         await client.query('ROLLBACK').catch(() => {
           broken = true;
         });
