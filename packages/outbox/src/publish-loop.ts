@@ -63,6 +63,8 @@ export class PublishLoop {
   private readonly abort = new AbortController();
   private finished: Promise<void> | undefined;
   private publisher: LanePublisher | undefined;
+  /** The batch claimed while the previous one was being published. */
+  private prefetch: Promise<OutboxRow[] | undefined> | undefined;
   /** The settle of the last published batch, while it runs. */
   private settling: { rows: readonly OutboxRow[]; done: Promise<void> } | undefined;
   /** Lane changes applied at the next cycle boundary. */
@@ -172,27 +174,23 @@ export class PublishLoop {
             await this.confirmLeases();
           } else if (performance.now() >= this.validUntil) await this.confirmLeases();
           if (this.stopped) break;
-          const lanes = this.lanesToClaim();
-          if (lanes.length === 0) {
+          const rows = await this.nextBatch();
+          if (rows === undefined) {
             await this.drainSettle();
             await this.idle(this.untilNextPoll());
             continue;
           }
-          const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
-          const rows = await claimOutboxBatch(options.pool, {
-            schema: options.schema,
-            lanes,
-            limit: share,
-            exclude: this.settling?.rows ?? [],
-          });
-          const counts = new Map<number, number>();
-          for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
-          for (const lane of lanes)
-            if ((counts.get(lane) ?? 0) >= share) this.backlogged.add(lane);
-            else this.backlogged.delete(lane);
-          if (rows.length > 0) await this.publishAndSettle(this.publisher, rows);
+          if (rows.length > 0) {
+            // Read the next batch while this one is published; it is used only if this one went
+            // out whole, else later rows of a key could overtake a parked or failed one.
+            this.prefetch = this.claim([...rows, ...(this.settling?.rows ?? [])]);
+            this.prefetch.catch(() => undefined);
+            const clean = await this.publishAndSettle(this.publisher, rows);
+            if (!clean) this.discardPrefetch();
+          }
           attempt = 0;
         } catch (error) {
+          this.discardPrefetch();
           await this.drainSettle().catch((settleError: unknown) =>
             notify(() => options.observer.onError?.(settleError, 'outbox relay settle')),
           );
@@ -215,6 +213,42 @@ export class PublishLoop {
       await this.closePublisher();
       this.applyChanges();
     }
+  }
+
+  /** The next batch: the prefetched one (minus lanes that left meanwhile) or a fresh claim; undefined when no lane is due. */
+  private async nextBatch(): Promise<OutboxRow[] | undefined> {
+    const prefetch = this.prefetch;
+    this.prefetch = undefined;
+    const rows = prefetch ? await prefetch : await this.claim(this.settling?.rows ?? []);
+    if (rows === undefined) return undefined;
+    return rows.filter((row) => this.leases.has(row.lane));
+  }
+
+  /** Drops the prefetched batch; its claim consumed the lanes' wake-ups, so every lane is looked at next. */
+  private discardPrefetch(): void {
+    if (this.prefetch === undefined) return;
+    this.prefetch = undefined;
+    this.lastPollAt = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Claims the rows of the lanes due now, leaving out `exclude` (rows in flight). */
+  private async claim(exclude: readonly OutboxRow[]): Promise<OutboxRow[] | undefined> {
+    const { options } = this.context;
+    const lanes = this.lanesToClaim();
+    if (lanes.length === 0) return undefined;
+    const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
+    const rows = await claimOutboxBatch(options.pool, {
+      schema: options.schema,
+      lanes,
+      limit: share,
+      exclude,
+    });
+    const counts = new Map<number, number>();
+    for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
+    for (const lane of lanes)
+      if ((counts.get(lane) ?? 0) >= share) this.backlogged.add(lane);
+      else this.backlogged.delete(lane);
+    return rows;
   }
 
   private async closePublisher(): Promise<void> {
@@ -281,12 +315,12 @@ export class PublishLoop {
   }
 
   /**
-   * Publishes `rows` and settles them. The settle of a cleanly published batch is left running while
+   * Publishes `rows` and settles them; true when every row went out. The settle of a cleanly published batch is left running while
    * the next batch is claimed (its rows excluded) and published: Kafka already holds this batch, so
    * the next one lands after it whatever the settle's timing. A batch that parked or held back rows
    * is settled before anything else is claimed, or later rows of a parked key could slip out.
    */
-  private async publishAndSettle(publisher: LanePublisher, rows: OutboxRow[]): Promise<void> {
+  private async publishAndSettle(publisher: LanePublisher, rows: OutboxRow[]): Promise<boolean> {
     const { options } = this.context;
     const byLane = groupByLane(rows);
     if (options.testHooks.beforePublish)
@@ -308,11 +342,12 @@ export class PublishLoop {
       const done = this.settle(byLane, outcome, ackedAt - startedAt);
       if (failure === undefined && outcome.parked.length === 0 && outcome.heldBack === 0) {
         this.settling = { rows, done };
-        return;
+        return true;
       }
       await done;
     }
     if (failure !== undefined) throw failure;
+    return outcome.parked.length === 0 && outcome.heldBack === 0;
   }
 
   private async settle(
