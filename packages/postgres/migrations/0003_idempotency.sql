@@ -8,7 +8,6 @@
 -- once the process that started it died. Concurrent requests for one key are serialised with a
 -- transaction-scoped advisory lock, never by waiting on this table.
 CREATE TABLE {{schema}}.idempotency_keys (
-  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   -- Stable id of the logical request, handed to phases to derive keys for foreign calls.
   request_id uuid NOT NULL,
   scope text NOT NULL,
@@ -31,7 +30,8 @@ CREATE TABLE {{schema}}.idempotency_keys (
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL,
-  CONSTRAINT idempotency_keys_scope_key_uq UNIQUE (scope, key)
+  -- The key is the row's identity: no surrogate id, so writing a key maintains one index fewer.
+  CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, key)
 );
 
 -- The reaper walks expired completed keys in small batches.
@@ -65,7 +65,7 @@ BEGIN
   END IF;
   SELECT * INTO v_row FROM {{schema}}.idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
   IF FOUND AND v_row.state = 'completed' AND v_row.expires_at <= now() THEN
-    DELETE FROM {{schema}}.idempotency_keys k WHERE k.id = v_row.id;
+    DELETE FROM {{schema}}.idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
   ELSIF FOUND THEN
     claim := 'found';
     request_id := v_row.request_id;

@@ -418,8 +418,8 @@ export function createPgIdempotencyKeyStore(
     async reapExpired(batchSize) {
       // SKIP LOCKED: a key being reused right now is left for the next pass instead of waited on.
       const result = await pool.query(
-        `DELETE FROM ${table} WHERE id IN (
-           SELECT id FROM ${table}
+        `DELETE FROM ${table} WHERE (scope, key) IN (
+           SELECT scope, key FROM ${table}
             WHERE state = 'completed' AND expires_at <= now()
             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)`,
         [batchSize],

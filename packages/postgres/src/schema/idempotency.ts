@@ -1,14 +1,13 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint,
   customType,
   index,
   integer,
   jsonb,
   pgSchema,
+  primaryKey,
   text,
   timestamp,
-  unique,
   uuid,
 } from 'drizzle-orm/pg-core';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
@@ -24,7 +23,6 @@ export function idempotencyTables(schemaName: string = defaultSchemaName) {
   const idempotencyKeys = schema.table(
     'idempotency_keys',
     {
-      id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
       requestId: uuid('request_id').notNull(),
       scope: text('scope').notNull(),
       key: text('key').notNull(),
@@ -45,7 +43,7 @@ export function idempotencyTables(schemaName: string = defaultSchemaName) {
       expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     },
     (table) => [
-      unique('idempotency_keys_scope_key_uq').on(table.scope, table.key),
+      primaryKey({ name: 'idempotency_keys_pkey', columns: [table.scope, table.key] }),
       index('idempotency_keys_expires_idx').on(table.expiresAt).where(sql`state = 'completed'`),
       index('idempotency_keys_unfinished_idx').on(table.lockedUntil).where(sql`state = 'in_progress'`),
     ],
