@@ -100,7 +100,8 @@ export async function runHttpGroup(ctx: BenchContext): Promise<void> {
   );
   try {
     const { url } = (await server.ready()) as { url: string };
-    const rounds = Math.max(1, Math.min(4, Math.floor(ctx.config.httpSeconds / 2)));
+    // Short alternating runs: a burst of background load lands on both routes rather than one.
+    const rounds = Math.max(1, Math.min(10, Math.floor(ctx.config.httpSeconds)));
     const seconds = ctx.config.httpSeconds / rounds;
     ctx.log(
       `http: ${ctx.config.httpConnections} connections, ${warmUpSeconds} s warm-up per route, then ${rounds} alternating runs of ${seconds} s per route, ${url}`,
