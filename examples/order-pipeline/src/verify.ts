@@ -251,8 +251,8 @@ export async function verifyPipeline(input: VerifyInput): Promise<Verification> 
   }
   add({
     check: 'dead letters = 1 (the poison order)',
-    expected: '1',
-    actual: String(deadLetters.distinct + otherDlq),
+    expected: '1, reason handler-failed',
+    actual: `${deadLetters.distinct + otherDlq}${deadLetters.reason ? `, reason ${deadLetters.reason}` : ''}`,
     pass:
       deadLetters.distinct === 1 &&
       otherDlq === 0 &&
