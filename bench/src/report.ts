@@ -44,6 +44,8 @@ const rows: Row[] = [
   { field: 'relay_latency_p50_ms', unit: 'ms' },
   { field: 'relay_latency_p99_ms', unit: 'ms', target: '≤ 50', meets: (v) => v <= 50 },
   { field: 'relay_latency_max_ms', unit: 'ms' },
+  { field: 'relay_latency_warmup_s', unit: 's' },
+  { field: 'relay_latency_warmup_p99_ms', unit: 'ms' },
   { field: 'relay_peak_rss_mb', unit: 'MiB' },
   { field: 'http_plain_req_per_s', unit: 'req/s' },
   { field: 'http_idempotent_req_per_s', unit: 'req/s' },
