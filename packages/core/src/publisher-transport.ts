@@ -18,6 +18,9 @@ export interface PublishRecord {
  *   publish the same records again later.
  * - `OF_PUBLISH_FAILED` with `retriable: false`: at least one record can never be published (too
  *   large, rejected as invalid); the relay narrows down which and parks it.
+ *
+ * After any failed publish the relay publishes nothing more through the same publisher: part of
+ * the failed call may have reached the broker, so it reopens one (and confirms its leases) first.
  */
 export interface LanePublisher {
   /** Publishes `records` in order; resolves once the broker acknowledged all of them from all in-sync replicas. */

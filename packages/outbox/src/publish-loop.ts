@@ -1,5 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import { backoffDelayMs, isOnceflowError, type LanePublisher, type RetryPolicy, sleep } from '@onceflow/core';
+import {
+  backoffDelayMs,
+  isOnceflowError,
+  type LanePublisher,
+  OnceflowError,
+  type RetryPolicy,
+  sleep,
+} from '@onceflow/core';
 import {
   claimOutboxBatch,
   type LaneLease,
@@ -328,11 +335,14 @@ export class PublishLoop {
     const startedAt = performance.now();
     const outcome: BatchOutcome = { published: [], parked: [], heldBack: 0 };
     let failure: unknown;
+    const narrowing = this.freshAfterFailure(publisher, [...byLane.keys()]);
     try {
-      await publishBatch(publisher, rows, outcome);
+      await publishBatch(narrowing, rows, outcome);
     } catch (error) {
       failure = error;
     }
+    // Nothing more is sent under the epoch of a failed send: the next cycle reopens the publisher.
+    if (narrowing.failed()) await this.closePublisher();
     const ackedAt = performance.now();
     if (failure === undefined && options.testHooks.afterPublish)
       for (const [lane, laneRows] of byLane) await options.testHooks.afterPublish(lane, laneRows);
@@ -348,6 +358,48 @@ export class PublishLoop {
     }
     if (failure !== undefined) throw failure;
     return outcome.parked.length === 0 && outcome.heldBack === 0;
+  }
+
+  /**
+   * `publisher` for the narrowing of one batch: every publish after a failed one goes through a
+   * reopened publisher. A failed send may still have been appended for some partitions of its
+   * request (the broker refuses per partition) while the client rolls back its sequence numbers for
+   * all of them; resending under the same producer epoch then matches the aborted records as
+   * duplicates, which the broker acknowledges without appending, so the rows would be settled as
+   * published while no consumer ever sees them. Reopening starts a new epoch with fresh sequences;
+   * the leases of `lanes` are confirmed after it, as whenever the publisher is reopened, and losing
+   * one of them ends the batch.
+   */
+  private freshAfterFailure(
+    publisher: LanePublisher,
+    lanes: readonly number[],
+  ): LanePublisher & { failed(): boolean } {
+    let current = publisher;
+    let failed = false;
+    return {
+      publish: async (records) => {
+        if (failed) {
+          await this.closePublisher();
+          this.publisher = await this.context.options.transport.openLane(this.context.fencingId);
+          current = this.publisher;
+          await this.confirmLeases();
+          const lost = lanes.filter((lane) => !this.leases.has(lane));
+          if (lost.length > 0)
+            throw new OnceflowError('OF_LEASE_LOST', `outbox lanes ${lost.join(', ')} were taken over`, {
+              details: { lanes: lost },
+            });
+          failed = false;
+        }
+        try {
+          await current.publish(records);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      },
+      close: () => current.close(),
+      failed: () => failed,
+    };
   }
 
   private async settle(
