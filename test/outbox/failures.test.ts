@@ -1,7 +1,7 @@
 import { connect, Socket } from 'node:net';
 import { type OutboxRelayHandle, readOutboxStatus } from '@onceflow/outbox';
 import { listParkedOutboxEvents, unparkOutboxEvents } from '@onceflow/postgres';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   brokers,
@@ -187,5 +187,51 @@ describe('outbox relay failures', () => {
     const after = await readPublished(topic, 7);
     expect(orderByKey(after).get('poisoned')).toEqual(['p1', big, 'p3']);
     expect(idCounts(after).get(heldId!)).toBe(1);
+  });
+
+  // Invariant 4 under a refused batch: a row the broker accepted is visible, not merely acknowledged.
+  // The refused attempt's other partition is appended and aborted; resending that row under the same
+  // producer epoch would be acknowledged as a duplicate of the aborted record and never be seen.
+  it('a healthy event refused together with an oversized one in another partition is visible after the narrowing', async () => {
+    const db = await database();
+    const topic = uniqueName('refused');
+    const admin = testKafka().admin();
+    await admin.connect();
+    cleanup.push(() => admin.disconnect());
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }],
+    });
+    const partitionOf = (key: string): number =>
+      Partitioners.DefaultPartitioner()({
+        topic,
+        partitionMetadata: [0, 1].map((partitionId) => ({
+          partitionErrorCode: 0,
+          partitionId,
+          leader: 1,
+          replicas: [1],
+          isr: [1],
+        })),
+        message: { key, value: null },
+      });
+    const healthyKey = ['h0', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7'].find(
+      (key) => partitionOf(key) !== partitionOf('poisoned'),
+    )!;
+    // One transaction, so the relay's first batch holds both rows and its first send spans both partitions.
+    const [tooBigId, healthyId] = await enqueueCommitted(db, [
+      { topic, key: 'poisoned', value: 'x'.repeat(20_000) },
+      { topic, key: healthyKey, value: 'fine' },
+    ]);
+    const relay = await startRelay(db);
+    cleanup.push(() => relay.stop());
+
+    await eventually(async () => {
+      const status = await readOutboxStatus(db.pool, { schema: db.schema });
+      return status.parked === 1 && status.backlog === 0;
+    }, 'the oversized event to be parked and the healthy one settled');
+    const rows = await listParkedOutboxEvents(db.pool, { schema: db.schema });
+    expect(rows.map((row) => row.eventId)).toEqual([tooBigId]);
+    const published = await readPublished(topic, 1, 30_000);
+    expect(published.map((record) => record.id)).toEqual([healthyId]);
   });
 });
