@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { kafkaDir, localKafkaBrokers, repoRoot } from './paths';
+import { alivePid, stopPid } from './pid-file';
 import { kafkaAnswers, waitFor } from './probe';
 
 const run = promisify(execFile);
@@ -101,23 +102,11 @@ function java(args: string[]): Promise<{ stdout: string }> {
   ]);
 }
 
-function alivePid(): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, 'utf8'));
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    rmSync(pidFile, { force: true });
-    return undefined;
-  }
-}
-
 /** Starts the local broker unless one already answers; resolves when it accepts metadata requests. */
 export async function startLocalKafka(log: (line: string) => void): Promise<'started' | 'running'> {
   const brokers = [localKafkaBrokers];
   if (await kafkaAnswers(brokers)) return 'running';
-  const pid = alivePid();
+  const pid = alivePid(pidFile);
   if (pid === undefined) {
     await resolveKafkaJars(log);
     for (const dir of [dataDir, logsDir]) mkdirSync(dir, { recursive: true });
@@ -153,7 +142,7 @@ export async function startLocalKafka(log: (line: string) => void): Promise<'sta
     await waitFor(
       'the local Kafka broker',
       async () => {
-        if (alivePid() === undefined)
+        if (alivePid(pidFile) === undefined)
           throw new Error(
             `kafka: the broker exited during start-up; see .cache/kafka/logs/server.log\n${logTail()}`,
           );
@@ -174,18 +163,11 @@ function logTail(): string {
 
 /** Stops the local broker (SIGTERM, then SIGKILL after 30 s). Does nothing when none runs. */
 export async function stopLocalKafka(log: (line: string) => void): Promise<void> {
-  const pid = alivePid();
-  if (pid === undefined) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 30_000;
-  while (alivePid() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  if (alivePid() !== undefined) process.kill(pid, 'SIGKILL');
-  while (alivePid() !== undefined) await new Promise((r) => setTimeout(r, 100));
-  rmSync(pidFile, { force: true });
-  log(`kafka: stopped the local broker (pid ${pid})`);
+  const pid = await stopPid(pidFile);
+  if (pid !== undefined) log(`kafka: stopped the local broker (pid ${pid})`);
 }
 
 /** The pid of the local broker, when it runs. */
 export function localKafkaPid(): number | undefined {
-  return alivePid();
+  return alivePid(pidFile);
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { embeddedPostgresDir, embeddedPostgresPort, repoRoot } from './paths';
+import { alivePid, stopPid } from './pid-file';
 import { postgresAnswers, waitFor } from './probe';
 
 const pidFile = `${embeddedPostgresDir}keeper.pid`;
@@ -8,22 +9,10 @@ const pidFile = `${embeddedPostgresDir}keeper.pid`;
 /** URL of the embedded Postgres. */
 export const embeddedDatabaseUrl = `postgres://postgres:postgres@127.0.0.1:${embeddedPostgresPort}/onceflow`;
 
-function alivePid(): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, 'utf8'));
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    rmSync(pidFile, { force: true });
-    return undefined;
-  }
-}
-
 /** Starts the embedded Postgres in a background keeper process unless it already answers. */
 export async function startEmbeddedPostgres(log: (line: string) => void): Promise<'started' | 'running'> {
   if (await postgresAnswers(embeddedDatabaseUrl)) return 'running';
-  if (alivePid() === undefined) {
+  if (alivePid(pidFile) === undefined) {
     mkdirSync(embeddedPostgresDir, { recursive: true });
     const out = openSync(`${embeddedPostgresDir}keeper.log`, 'a');
     const child = spawn(
@@ -45,17 +34,11 @@ export async function startEmbeddedPostgres(log: (line: string) => void): Promis
 
 /** Stops the embedded Postgres when this stack started one. */
 export async function stopEmbeddedPostgres(log: (line: string) => void): Promise<void> {
-  const pid = alivePid();
-  if (pid === undefined) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 30_000;
-  while (alivePid() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  if (alivePid() !== undefined) process.kill(pid, 'SIGKILL');
-  rmSync(pidFile, { force: true });
-  log(`postgres: stopped the embedded Postgres (pid ${pid})`);
+  const pid = await stopPid(pidFile);
+  if (pid !== undefined) log(`postgres: stopped the embedded Postgres (pid ${pid})`);
 }
 
 /** The pid of the embedded Postgres keeper, when it runs. */
 export function embeddedPostgresPid(): number | undefined {
-  return alivePid();
+  return alivePid(pidFile);
 }
