@@ -236,7 +236,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       `onceflow: ${isOnceflowError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`,
     );
     // 42P01 undefined_table: the schema was never migrated, which deserves a hint, not just Postgres's words.
-    if (code === '42P01') io.err('onceflow: the schema has no onceflow tables yet; run `onceflow migrate` first');
+    if (code === '42P01')
+      io.err('onceflow: the schema has no onceflow tables yet; run `onceflow migrate` first');
     return 1;
   }
 }
