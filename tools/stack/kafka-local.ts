@@ -112,8 +112,9 @@ export async function startLocalKafka(log: (line: string) => void): Promise<'sta
     for (const dir of [dataDir, logsDir]) mkdirSync(dir, { recursive: true });
     writeFileSync(propertiesFile, brokerProperties);
     if (!existsSync(`${dataDir}meta.properties`)) {
+      // The `=` form: a base64url id may start with '-', which the tool would read as an option.
       const clusterId = randomBytes(16).toString('base64url');
-      await java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile]);
+      await java(['kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propertiesFile]);
     }
     const out = openSync(`${logsDir}stdout.log`, 'a');
     const child = spawn(
