@@ -22,6 +22,12 @@ export interface TransportBatch {
 /**
  * What the engine may do with the batch it is processing. The database is the source of truth for
  * positions; the broker's committed offset is kept behind it for lag tooling and fast restarts.
+ *
+ * `isActive` and `commit` are required. `seek` and `heartbeat` are optional: a client that cannot
+ * seek has the records below the stored position redelivered, which the engine skips (it costs
+ * time, never correctness); a client that keeps its group session alive on its own needs no
+ * heartbeat, and without one the engine cannot notice a rebalance between transactions of a batch
+ * before its next `isActive()` check.
  */
 export interface BatchControl {
   /**
@@ -35,10 +41,10 @@ export interface BatchControl {
    * only means a redelivery that the database positions skip.
    */
   commit(nextOffset: string): Promise<void>;
-  /** Moves the partition's fetch position to `nextOffset`, used when the database is ahead of the broker. */
-  seek(nextOffset: string): void;
-  /** Keeps the group membership alive during long work; rejects when the group is rebalancing. */
-  heartbeat(): Promise<void>;
+  /** Moves the partition's fetch position to `nextOffset`, used when the database is ahead of the broker. Optional. */
+  seek?(nextOffset: string): void;
+  /** Keeps the group membership alive during long work; rejects when the group is rebalancing. Optional. */
+  heartbeat?(): Promise<void>;
 }
 
 /** Called for every fetched batch. Batches of one partition never overlap; a batch left unfinished is fetched again. */
@@ -47,10 +53,14 @@ export type BatchListener = (batch: TransportBatch, control: BatchControl) => Pr
 /**
  * The consumer side of a Kafka client as the inbox engine sees it. `@onceflow/kafkajs` implements
  * it; any other client (for example @platformatic/kafka) can, without touching the engine.
- * Implementations must not commit offsets on their own and must redeliver unfinished batches.
+ * Implementations must not commit offsets on their own and must redeliver unfinished batches. Both
+ * methods are required; of {@link BatchControl}, `seek` and `heartbeat` are optional.
  */
 export interface ConsumerTransport {
-  /** Joins the consumer group, subscribes, and starts calling `listener`. Resolves once consuming started. */
+  /**
+   * Joins the consumer group, subscribes, and starts calling `listener`. Resolves once consuming
+   * started. Called once; a second call rejects with OF_ALREADY_STARTED.
+   */
   run(listener: BatchListener): Promise<void>;
   /** Stops fetching, waits for running listener calls to return, leaves the group. Idempotent. */
   stop(): Promise<void>;

@@ -5,6 +5,7 @@ export type {
   TransportBatch,
   TransportMessage,
 } from './consumer-transport';
+export { type OutboxEnqueueMessage, outboxEnqueueChannel } from './diagnostics';
 export {
   cloudEventsIdHeader,
   type HeaderValue,
@@ -17,15 +18,18 @@ export {
   valueAsJson,
 } from './envelope';
 export {
+  alreadyStarted,
   type ErrorCode,
   errorCodes,
   invalidOptions,
   isOnceflowError,
   OnceflowError,
   type OnceflowErrorOptions,
+  toOnceflowError,
 } from './errors';
 export { createStoppable, type StartedHandle } from './handle';
 export { newEventId } from './ids';
+export { type LogFn, type Logger, silentLogger } from './logger';
 export {
   type IdSourceMessage,
   type InvalidIdReason,
@@ -37,6 +41,13 @@ export {
   type ResolveMessageIdOptions,
   resolveMessageId,
 } from './message-id';
+export {
+  type BaseOptions,
+  type ErrorHook,
+  reportError,
+  resolveLogger,
+  resolveRetryPolicy,
+} from './options';
 export type { LanePublisher, PublisherTransport, PublishRecord } from './publisher-transport';
 export {
   backoffDelayMs,

@@ -98,7 +98,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     await sleep(ms, stopSignal);
     if (!active()) return false;
     try {
-      await control.heartbeat();
+      await control.heartbeat?.();
     } catch {
       return false;
     }
@@ -236,7 +236,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     const nextOffset = doneUpTo.toString();
     await options.hooks.beforeOffsetCommit?.({ topic, partition, nextOffset });
     await control.commit(nextOffset);
-    if (seekTo !== undefined && seekTo >= doneUpTo && control.isActive()) control.seek(seekTo.toString());
+    if (seekTo !== undefined && seekTo >= doneUpTo && control.isActive()) control.seek?.(seekTo.toString());
   }
 
   function report(error: unknown, entries: Entry[], attempts: number): void {
@@ -317,7 +317,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       if (!(await processRun(entries.slice(start, start + size)))) return;
       try {
         // Long batches must not let the group session expire; a rebalance ends this batch here.
-        await control.heartbeat();
+        await control.heartbeat?.();
       } catch {
         return;
       }
