@@ -16,6 +16,7 @@ export {
   type TransactionalOutbox,
   valueAsJson,
 } from './envelope';
+export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';
 export {
   type ErrorCode,
   errorCodes,
@@ -41,9 +42,11 @@ export type { LanePublisher, PublisherTransport, PublishRecord } from './publish
 export {
   backoffDelayMs,
   defaultRetryPolicy,
+  isConnectionError,
   isTransientDatabaseError,
   type RetryPolicy,
   retryPolicyProblems,
   sleep,
   transientSqlStates,
 } from './retry';
+export { type WaitForServiceOptions, waitForService } from './wait-for-service';
