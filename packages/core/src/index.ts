@@ -5,6 +5,7 @@ export type {
   TransportBatch,
   TransportMessage,
 } from './consumer-transport';
+export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';
 export {
   cloudEventsIdHeader,
   type HeaderValue,
@@ -16,7 +17,6 @@ export {
   type TransactionalOutbox,
   valueAsJson,
 } from './envelope';
-export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';
 export {
   type ErrorCode,
   errorCodes,
