@@ -11,15 +11,19 @@ describe('public surface', () => {
     expect(Object.keys(core).sort()).toEqual([
       'OnceflowError',
       'backoffDelayMs',
+      'checkDurationMs',
       'cloudEventsIdHeader',
       'createStoppable',
       'defaultRetryPolicy',
+      'durationMsProblem',
       'errorCodes',
       'headerText',
       'invalidOptions',
+      'isConnectionError',
       'isOnceflowError',
       'isTransientDatabaseError',
       'maxMessageIdLength',
+      'maxTimerDelayMs',
       'messageIdHeader',
       'missingIdPolicies',
       'newEventId',
@@ -28,6 +32,7 @@ describe('public surface', () => {
       'sleep',
       'transientSqlStates',
       'valueAsJson',
+      'waitForService',
     ]);
   });
 

@@ -6,6 +6,12 @@ export {
   type ReadTopicOptions,
   readTopic,
 } from './kafka';
+export {
+  type PostgresStopMode,
+  type PrivatePostgres,
+  type PrivatePostgresOptions,
+  startPrivatePostgres,
+} from './private-postgres';
 export { type ChildHandle, spawnTs } from './processes';
 export {
   brokers,

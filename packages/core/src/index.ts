@@ -6,6 +6,7 @@ export type {
   TransportMessage,
 } from './consumer-transport';
 export { type OutboxEnqueueMessage, outboxEnqueueChannel } from './diagnostics';
+export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';
 export {
   cloudEventsIdHeader,
   type HeaderValue,
@@ -52,9 +53,11 @@ export type { LanePublisher, PublisherTransport, PublishRecord } from './publish
 export {
   backoffDelayMs,
   defaultRetryPolicy,
+  isConnectionError,
   isTransientDatabaseError,
   type RetryPolicy,
   retryPolicyProblems,
   sleep,
   transientSqlStates,
 } from './retry';
+export { type WaitForServiceOptions, waitForService } from './wait-for-service';

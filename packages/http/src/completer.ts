@@ -1,4 +1,4 @@
-import { createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
+import { checkDurationMs, createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
 import type { IdempotencyEngine, ResumeOutcome } from './engine';
 
 /** Options of {@link startIdempotencyCompleter}. */
@@ -38,11 +38,10 @@ export function startIdempotencyCompleter(
   const intervalMs = options.intervalMs ?? defaultCompleterOptions.intervalMs;
   const batchSize = options.batchSize ?? defaultCompleterOptions.batchSize;
   const idleMs = options.idleMs ?? engine.options.leaseMs;
-  if (!(intervalMs > 0))
-    invalidOptions('idempotency completer', `intervalMs must be > 0 (got ${intervalMs})`);
+  checkDurationMs('idempotency completer', 'intervalMs', intervalMs, { integer: false });
   if (!Number.isInteger(batchSize) || batchSize < 1)
     invalidOptions('idempotency completer', `batchSize must be an integer >= 1 (got ${batchSize})`);
-  if (!(idleMs >= 0)) invalidOptions('idempotency completer', `idleMs must be >= 0 (got ${idleMs})`);
+  checkDurationMs('idempotency completer', 'idleMs', idleMs, { min: 0, integer: false });
 
   const abort = new AbortController();
   async function runOnce(): Promise<ResumeOutcome[]> {
@@ -62,7 +61,11 @@ export function startIdempotencyCompleter(
       try {
         await runOnce();
       } catch (error) {
-        engine.options.onError(error, { route: 'completer', scope: '', key: undefined });
+        try {
+          engine.options.onError(error, { route: 'completer', scope: '', key: undefined });
+        } catch {
+          // A failing reporter must not end the loop or leave its promise rejected.
+        }
       }
     }
   })();

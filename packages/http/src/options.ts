@@ -1,4 +1,4 @@
-import { invalidOptions } from '@onceflow/core';
+import { checkDurationMs, invalidOptions } from '@onceflow/core';
 import type { IdempotencyKeyStore } from '@onceflow/postgres';
 import type { Pool } from 'pg';
 
@@ -92,7 +92,7 @@ export function resolveEngineOptions(options: IdempotencyEngineOptions): Resolve
       'idempotency',
       `retentionHours must be >= 1 so retries after a timeout still match (got ${resolved.retentionHours})`,
     );
-  positive('leaseMs', resolved.leaseMs);
+  checkDurationMs('idempotency', 'leaseMs', resolved.leaseMs);
   positive('bodyLimitBytes', resolved.bodyLimitBytes);
   positive('maxKeyLength', resolved.maxKeyLength);
   positive('maxInFlight', resolved.maxInFlight);

@@ -1,4 +1,4 @@
-import { createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
+import { checkDurationMs, createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
 import type { IdempotencyEngine } from './engine';
 
 /** Options of {@link startIdempotencyReaper}. */
@@ -33,7 +33,7 @@ export function startIdempotencyReaper(
   options: ReaperOptions = {},
 ): IdempotencyReaper {
   const { intervalMs, batchSize, maxBatchesPerRound } = { ...defaultReaperOptions, ...options };
-  if (!(intervalMs > 0)) invalidOptions('idempotency reaper', `intervalMs must be > 0 (got ${intervalMs})`);
+  checkDurationMs('idempotency reaper', 'intervalMs', intervalMs, { integer: false });
   if (!Number.isInteger(batchSize) || batchSize < 1)
     invalidOptions('idempotency reaper', `batchSize must be an integer >= 1 (got ${batchSize})`);
   if (!Number.isInteger(maxBatchesPerRound) || maxBatchesPerRound < 1)
@@ -59,7 +59,11 @@ export function startIdempotencyReaper(
       try {
         await runOnce();
       } catch (error) {
-        engine.options.onError(error, { route: 'reaper', scope: '', key: undefined });
+        try {
+          engine.options.onError(error, { route: 'reaper', scope: '', key: undefined });
+        } catch {
+          // A failing reporter must not end the loop or leave its promise rejected.
+        }
       }
     }
   })();

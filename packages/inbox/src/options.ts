@@ -1,4 +1,5 @@
 import {
+  checkDurationMs,
   defaultRetryPolicy,
   type InboundMessage,
   invalidOptions,
@@ -108,6 +109,13 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
   retentionSeconds?: number;
   /** How often this consumer tries to rotate inbox generations, in milliseconds; 0 disables. Default: 60000. */
   pruneIntervalMs?: number;
+  /**
+   * How long `start()` waits for Postgres when it cannot be reached (not up yet, restarting), in
+   * milliseconds: it retries with backoff and reports each attempt through `onError`, then rejects with
+   * OF_UNAVAILABLE. 0 tries once. Default: no limit, it keeps trying until Postgres answers or `stop()`
+   * is called.
+   */
+  startupTimeoutMs?: number;
   /** Reports errors that are retried (handler failures, database outages). Default: logs to stderr. */
   onError?: (error: unknown, info: InboxErrorInfo) => void;
   /** Observation hooks. Default: none. */
@@ -144,6 +152,8 @@ export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox 
   deadLetterTopic: (topic: string) => string;
   retentionSeconds: number;
   pruneIntervalMs: number;
+  /** Undefined: no limit. */
+  startupTimeoutMs: number | undefined;
   onError: (error: unknown, info: InboxErrorInfo) => void;
   hooks: InboxHooks;
 }
@@ -209,8 +219,20 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
   const dlq = options.deadLetterTopic;
   if (dlq !== undefined && typeof dlq !== 'function' && (typeof dlq !== 'string' || dlq.length === 0))
     invalidOptions(component, 'deadLetterTopic must be a topic name or a function of the source topic');
-  const pruneIntervalMs = options.pruneIntervalMs ?? d.pruneIntervalMs;
-  if (pruneIntervalMs !== 0) positiveInteger('pruneIntervalMs (0 disables pruning)', pruneIntervalMs);
+  const pruneIntervalMs = checkDurationMs(
+    component,
+    'pruneIntervalMs',
+    options.pruneIntervalMs ?? d.pruneIntervalMs,
+    {
+      zeroMeans: 'no pruning',
+    },
+  );
+  const startupTimeoutMs =
+    options.startupTimeoutMs === undefined
+      ? undefined
+      : checkDurationMs(component, 'startupTimeoutMs', options.startupTimeoutMs, {
+          zeroMeans: 'one attempt, no wait',
+        });
   if (options.onError !== undefined && typeof options.onError !== 'function')
     invalidOptions(component, 'onError must be a function');
   return {
@@ -224,10 +246,10 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
     extractMessageId: options.extractMessageId,
     onMissingId,
     retry,
-    handlerTimeoutMs: positiveInteger(
+    handlerTimeoutMs: checkDurationMs(
+      component,
       'handlerTimeoutMs',
       options.handlerTimeoutMs ?? d.handlerTimeoutMs,
-      2 ** 31 - 1,
     ),
     deadLetterTopic:
       typeof dlq === 'function'
@@ -241,6 +263,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
       2 ** 31 - 1,
     ),
     pruneIntervalMs,
+    startupTimeoutMs,
     onError: options.onError ?? defaultOnError,
     hooks: options.hooks ?? {},
   };

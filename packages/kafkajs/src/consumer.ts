@@ -1,4 +1,4 @@
-import { invalidOptions, type StartedHandle } from '@onceflow/core';
+import { checkDurationMs, invalidOptions, type StartedHandle } from '@onceflow/core';
 import { createInboxEngine, type InboxOptions, resolveInboxOptions } from '@onceflow/inbox';
 import { createPgInboxStore, type TransactionContext } from '@onceflow/postgres';
 import type { ConsumerConfig, Kafka } from 'kafkajs';
@@ -50,6 +50,13 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
   const concurrency = options.partitionsConsumedConcurrently ?? 3;
   if (!Number.isInteger(concurrency) || concurrency < 1)
     invalidOptions(component, `partitionsConsumedConcurrently must be an integer >= 1 (got ${concurrency})`);
+  // kafkajs feeds these to timers without checking them: above 2^31 - 1 ms Node fires them after 1 ms.
+  const config = options.consumerConfig;
+  for (const name of ['sessionTimeout', 'rebalanceTimeout', 'heartbeatInterval', 'maxWaitTimeInMs'] as const)
+    if (config?.[name] !== undefined) checkDurationMs(component, `consumerConfig.${name}`, config[name]);
+  for (const name of ['initialRetryTime', 'maxRetryTime'] as const)
+    if (config?.retry?.[name] !== undefined)
+      checkDurationMs(component, `consumerConfig.retry.${name}`, config.retry[name]);
   const groupId = options.groupId ?? options.consumer;
   if (typeof groupId !== 'string' || groupId.length === 0)
     invalidOptions(component, 'groupId must be a non-empty string (default: the consumer name)');

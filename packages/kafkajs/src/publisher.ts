@@ -1,4 +1,5 @@
 import {
+  checkDurationMs,
   invalidOptions,
   type LanePublisher,
   OnceflowError,
@@ -167,21 +168,13 @@ export function createKafkajsPublisherTransport(
   if (!kafka || typeof kafka.producer !== 'function')
     invalidOptions('createOutboxRelay', 'kafka must be a kafkajs Kafka instance');
   const resolved = { ...defaultKafkajsPublisherOptions, ...options };
-  if (!Number.isInteger(resolved.transactionTimeoutMs) || resolved.transactionTimeoutMs < 1_000)
-    invalidOptions(
-      'createOutboxRelay',
-      `transactionTimeoutMs must be an integer >= 1000 (got ${resolved.transactionTimeoutMs})`,
-    );
+  checkDurationMs('createOutboxRelay', 'transactionTimeoutMs', resolved.transactionTimeoutMs, { min: 1_000 });
   if (!Number.isInteger(resolved.requestRetries) || resolved.requestRetries < 0)
     invalidOptions(
       'createOutboxRelay',
       `requestRetries must be an integer >= 0 (got ${resolved.requestRetries})`,
     );
-  if (!Number.isInteger(resolved.requestRetryInitialDelayMs) || resolved.requestRetryInitialDelayMs < 1)
-    invalidOptions(
-      'createOutboxRelay',
-      `requestRetryInitialDelayMs must be an integer >= 1 (got ${resolved.requestRetryInitialDelayMs})`,
-    );
+  checkDurationMs('createOutboxRelay', 'requestRetryInitialDelayMs', resolved.requestRetryInitialDelayMs);
   const open = new Set<LanePublisher>();
   return {
     async openLane(fencingId) {

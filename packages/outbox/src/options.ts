@@ -1,4 +1,4 @@
-import { invalidOptions, type PublisherTransport } from '@onceflow/core';
+import { checkDurationMs, invalidOptions, type PublisherTransport } from '@onceflow/core';
 import { defaultSchemaName, type OutboxRow, type OutboxStatus, validateIdentifier } from '@onceflow/postgres';
 import type { Pool } from 'pg';
 
@@ -86,6 +86,13 @@ export interface OutboxRelayEngineOptions {
   fencingIdPrefix?: string;
   /** This relay's id in the lease table. Default: a new random id per start. */
   relayId?: string;
+  /**
+   * How long `start()` waits for Postgres when it cannot be reached (not up yet, restarting), in
+   * milliseconds: it retries with backoff (`retryInitialDelayMs` to `retryMaxDelayMs`) and reports each
+   * attempt through `observer.onError` (stderr without one), then rejects with OF_UNAVAILABLE. 0 tries
+   * once. Default: no limit, it keeps trying until Postgres answers or `stop()` is called.
+   */
+  startupTimeoutMs?: number;
   /** Metrics and log callbacks. */
   observer?: OutboxRelayObserver;
   /** Fault-injection points for tests. */
@@ -106,8 +113,12 @@ export const defaultOutboxRelayOptions = Object.freeze({
 
 /** Options after defaults and validation. */
 export interface ResolvedRelayOptions
-  extends Required<Omit<OutboxRelayEngineOptions, 'observer' | 'testHooks' | 'relayId'>> {
+  extends Required<
+    Omit<OutboxRelayEngineOptions, 'observer' | 'testHooks' | 'relayId' | 'startupTimeoutMs'>
+  > {
   relayId: string | undefined;
+  /** Undefined: no limit. */
+  startupTimeoutMs: number | undefined;
   observer: OutboxRelayObserver;
   testHooks: OutboxRelayTestHooks;
 }
@@ -128,18 +139,27 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
   const merged = { ...defaultOutboxRelayOptions, ...stripUndefined(options) };
   const schema = validateIdentifier(merged.schema);
   positiveInteger('batchSize', merged.batchSize);
-  positiveInteger('pollIntervalMs', merged.pollIntervalMs, 10);
-  positiveInteger('leaseTtlMs', merged.leaseTtlMs, 100);
-  positiveInteger('heartbeatIntervalMs', merged.heartbeatIntervalMs, 10);
+  checkDurationMs(component, 'pollIntervalMs', merged.pollIntervalMs, { min: 10 });
+  checkDurationMs(component, 'leaseTtlMs', merged.leaseTtlMs, { min: 100 });
+  checkDurationMs(component, 'heartbeatIntervalMs', merged.heartbeatIntervalMs, { min: 10 });
   if (merged.heartbeatIntervalMs * 2 >= merged.leaseTtlMs)
     invalidOptions(
       component,
       `heartbeatIntervalMs (${merged.heartbeatIntervalMs}) must be below half of leaseTtlMs (${merged.leaseTtlMs}), so a lease is renewed at least twice before it expires`,
     );
-  positiveInteger('retryInitialDelayMs', merged.retryInitialDelayMs, 1);
+  checkDurationMs(component, 'retryInitialDelayMs', merged.retryInitialDelayMs);
+  checkDurationMs(component, 'retryMaxDelayMs', merged.retryMaxDelayMs);
   if (!(merged.retryMaxDelayMs >= merged.retryInitialDelayMs))
     invalidOptions(component, 'retryMaxDelayMs must be >= retryInitialDelayMs');
-  positiveInteger('metricsIntervalMs', merged.metricsIntervalMs, 0);
+  checkDurationMs(component, 'metricsIntervalMs', merged.metricsIntervalMs, {
+    zeroMeans: 'no backlog reports',
+  });
+  const startupTimeoutMs =
+    options.startupTimeoutMs === undefined
+      ? undefined
+      : checkDurationMs(component, 'startupTimeoutMs', options.startupTimeoutMs, {
+          zeroMeans: 'one attempt, no wait',
+        });
   return {
     pool: options.pool,
     transport: options.transport,
@@ -153,6 +173,7 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
     metricsIntervalMs: merged.metricsIntervalMs,
     fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${schema}.relay-`,
     relayId: options.relayId,
+    startupTimeoutMs,
     observer: options.observer ?? {},
     testHooks: options.testHooks ?? {},
   };
