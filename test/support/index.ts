@@ -6,6 +6,11 @@ export {
   type ReadTopicOptions,
   readTopic,
 } from './kafka';
+export {
+  type PrivateKafkaBroker,
+  type PrivateKafkaBrokerOptions,
+  startPrivateKafka,
+} from './private-kafka';
 export { type ChildHandle, spawnTs } from './processes';
 export {
   brokers,
