@@ -68,7 +68,7 @@ export class Supervisor {
     return this.exits;
   }
 
-  /** Starts `spec` and restarts it 500 ms after any exit that was not asked for. */
+  /** Starts `spec` and restarts it after any exit that was not asked for (0.5 s, doubling up to 5 s). */
   start(spec: ProcessSpec): Supervised {
     const logFile = `${this.logDir}/${spec.name}.log`;
     let child: ChildProcess | undefined;
@@ -78,6 +78,8 @@ export class Supervisor {
     let wanted = true;
     let exited: Promise<void> = Promise.resolve();
     const listeners = new Set<() => void>();
+    // Like a supervisor's restart backoff, so that a process crashing at start does not spin.
+    let crashes = 0;
 
     const launch = (): void => {
       wanted = true;
@@ -116,9 +118,13 @@ export class Supervisor {
             atMs: Date.now() - this.startedAt,
             tail: text.slice(-3_000),
           });
-          setTimeout(() => {
-            if (wanted && !this.closing && child === current) launch();
-          }, 500);
+          crashes++;
+          setTimeout(
+            () => {
+              if (wanted && !this.closing && child === current) launch();
+            },
+            Math.min(500 * 2 ** (crashes - 1), 5_000),
+          );
         }),
       );
     };
