@@ -7,6 +7,11 @@ export {
   readTopic,
 } from './kafka';
 export {
+  type PrivateKafkaBroker,
+  type PrivateKafkaBrokerOptions,
+  startPrivateKafka,
+} from './private-kafka';
+export {
   type PostgresStopMode,
   type PrivatePostgres,
   type PrivatePostgresOptions,
