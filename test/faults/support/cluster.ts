@@ -11,8 +11,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { type PrivatePostgres, startPrivatePostgres } from '../../support/private-postgres';
 import { type PrivateKafka, startPrivateKafka } from '../../../tools/stack/kafka-local';
+import { type PrivatePostgres, startPrivatePostgres } from '../../support/private-postgres';
 import { checkerKafka } from './kafka-tools';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
