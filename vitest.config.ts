@@ -8,6 +8,8 @@ export default defineConfig({
       'examples/*/test/**/*.test.ts',
       'bench/test/**/*.test.ts',
     ],
+    // The fault suite starts and breaks servers of its own: `pnpm test:faults` runs it.
+    exclude: ['test/faults/**', '**/node_modules/**'],
     globalSetup: ['test/support/global-setup.ts'],
     // Real brokers and databases: waiting is normal, speed is asserted nowhere (bench/ measures it).
     testTimeout: 180_000,

@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config';
+
+// The fault suite (`pnpm test:faults`): each file starts a Postgres and a Kafka broker of its own,
+// which it restarts, kills and stalls, so it needs no shared services and runs apart from `pnpm test`.
+export default defineConfig({
+  test: {
+    include: ['test/faults/**/*.test.ts'],
+    // Scenarios wait for servers and drains; waiting is normal, speed is asserted nowhere.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+    pool: 'forks',
+    // One file at a time: each runs a JVM broker, a Postgres and half a dozen Node processes.
+    maxWorkers: 1,
+    fileParallelism: false,
+    reporters: ['default'],
+  },
+});
