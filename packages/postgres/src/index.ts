@@ -1,9 +1,11 @@
+export { createOnceflowAdmin, type OnceflowAdmin, type OnceflowAdminOptions } from './admin/admin';
 export { createTransactionContext, type TransactionContext } from './context';
 export * from './idempotency/index';
+export type { IdempotencyKeyInfo } from './idempotency/list-keys';
 export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export * from './inbox/index';
 export { loadMigrations, type MigrateOptions, type MigrateResult, type Migration, migrate } from './migrate';
 export * from './outbox/index';
-export { type DrizzleExecutor, isPgQueryable, type PgQueryable, type TransactionExecutor } from './queryable';
+export type { DrizzleExecutor, PgQueryable, TransactionExecutor } from './queryable';
 export { type OutboxTables, outboxTables } from './schema/outbox';
 export { runInTransaction, type TransactionOptions } from './transaction';

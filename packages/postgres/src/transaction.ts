@@ -3,6 +3,7 @@ import {
   defaultRetryPolicy,
   isTransientDatabaseError,
   type RetryPolicy,
+  resolveRetryPolicy,
   sleep,
 } from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
@@ -12,10 +13,47 @@ export interface TransactionOptions {
   /** Isolation level. Default: `read committed`. */
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
   /**
-   * Retry policy for serialization failures and deadlocks (40001, 40P01), which are always retried.
-   * Default: {@link defaultRetryPolicy}.
+   * Retries of serialization failures and deadlocks (40001, 40P01), which are always retried; an
+   * attempt is one run of the transaction. Fields left out keep the defaults. Default:
+   * core's `defaultRetryPolicy`.
    */
-  retry?: RetryPolicy;
+  retry?: Partial<RetryPolicy>;
+}
+
+/** The statement that opens a transaction with the given isolation. */
+export function beginStatement(isolation: TransactionOptions['isolation']): string {
+  return isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
+}
+
+/**
+ * Runs `attempt` on a pooled client until it does not fail with a serialization failure or deadlock,
+ * at most `retry.maxAttempts` times with backoff. `attempt` opens and commits its transaction itself
+ * (so it may send BEGIN or COMMIT together with other statements); on a failure the transaction is
+ * rolled back here, and a client whose rollback fails is discarded instead of returned to the pool.
+ * `onFailure` sees each failure first, with the client it happened on.
+ */
+export async function retryTransaction<T>(
+  pool: Pool,
+  retry: RetryPolicy,
+  attempt: (client: PoolClient) => Promise<T>,
+  onFailure?: (error: unknown, client: PoolClient) => void,
+): Promise<T> {
+  for (let attempts = 1; ; attempts++) {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      return await attempt(client);
+    } catch (error) {
+      onFailure?.(error, client);
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      if (!isTransientDatabaseError(error) || attempts >= retry.maxAttempts) throw error;
+      await sleep(backoffDelayMs(retry, attempts));
+    } finally {
+      client.release(broken);
+    }
+  }
 }
 
 /**
@@ -27,23 +65,12 @@ export async function runInTransaction<T>(
   work: (client: PoolClient) => Promise<T>,
   options: TransactionOptions = {},
 ): Promise<T> {
-  const retry = options.retry ?? defaultRetryPolicy;
-  for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
-    let broken = false;
-    try {
-      await client.query(options.isolation ? `BEGIN ISOLATION LEVEL ${options.isolation}` : 'BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      if (!isTransientDatabaseError(error) || attempt >= retry.maxAttempts) throw error;
-      await sleep(backoffDelayMs(retry, attempt));
-    } finally {
-      client.release(broken);
-    }
-  }
+  const retry = resolveRetryPolicy('runInTransaction', options.retry, defaultRetryPolicy);
+  const begin = beginStatement(options.isolation);
+  return retryTransaction(pool, retry, async (client) => {
+    await client.query(begin);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  });
 }

@@ -1,15 +1,14 @@
 // Public surface of this store; re-exported from ../index.ts.
 export { idempotencyTables } from '../schema/idempotency';
-export {
-  type AbandonedKey,
-  type ClaimOptions,
-  createPgIdempotencyKeyStore,
-  type IdempotencyKeyRecord,
-  type IdempotencyKeyStore,
-  type IdempotencyKeyTransaction,
-  type KeyClaim,
-  type NewIdempotencyKey,
-  type PgIdempotencyKeyStoreOptions,
-  type StoredRequest,
-  type StoredResponse,
+export type {
+  AbandonedKey,
+  ClaimOptions,
+  IdempotencyKeyRecord,
+  IdempotencyKeyStore,
+  IdempotencyKeyTransaction,
+  KeyClaim,
+  NewIdempotencyKey,
+  StoredRequest,
+  StoredResponse,
 } from './key-store';
+export { createPgIdempotencyKeyStore, type PgIdempotencyKeyStoreOptions } from './pg-key-store';

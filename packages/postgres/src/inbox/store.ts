@@ -1,6 +1,8 @@
+import { OnceflowError } from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
 import { createTransactionContext, type TransactionContext } from '../context';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
+import { schemaMismatch } from '../schema-mismatch';
 
 /** One message to claim: its dedup id and offset. */
 export interface InboxClaimEntry {
@@ -54,8 +56,11 @@ export type InboxRotation = 'rotated' | 'not-due' | 'retention-pending' | 'no-co
 export interface InboxStore<Ctx = TransactionContext> {
   /** Opens a transaction. */
   begin(): Promise<InboxTransaction<Ctx>>;
-  /** Records a consumer's retention window; rotation keeps rows for the longest declared window. */
-  declareRetention(consumer: string, retentionSeconds: number): Promise<void>;
+  /**
+   * Records a consumer's retention window in milliseconds (kept in whole seconds, rounded up);
+   * rotation keeps rows for the longest declared window.
+   */
+  declareRetention(consumer: string, retentionMs: number): Promise<void>;
   /** Starts a new generation if one is due, truncating the oldest. */
   rotate(): Promise<InboxRotation>;
 }
@@ -104,21 +109,30 @@ export function createPgInboxStore(
           if (seen.has(entry.id)) continue;
           // Ids travel as one newline-separated text: far cheaper to build and to split than a
           // Postgres array literal with every element quoted and escaped.
-          if (entry.id.includes('\n')) throw new TypeError('inbox claim: a message id contains a line break');
+          if (entry.id.includes('\n'))
+            throw new OnceflowError(
+              'OF_INVALID_MESSAGE_ID',
+              `inbox claim: message id at offset ${entry.offset} contains a line break`,
+              { details: { topic: input.topic, partition: input.partition, offset: entry.offset } },
+            );
           seen.add(entry.id);
           ids.push(entry.id);
           offsets.push(entry.offset);
         }
         const last = input.entries.at(-1);
         const end = last === undefined ? '0' : (BigInt(last.offset) + 1n).toString();
-        const { rows } = await client.query<{ prior: string; fresh: string }>(claimSql, [
-          input.consumer,
-          input.topic,
-          input.partition,
-          ids.join('\n'),
-          offsets.join(','),
-          end,
-        ]);
+        const { rows } = await client
+          .query<{ prior: string; fresh: string }>(claimSql, [
+            input.consumer,
+            input.topic,
+            input.partition,
+            ids.join('\n'),
+            offsets.join(','),
+            end,
+          ])
+          .catch((error: unknown) => {
+            throw schemaMismatch(error, schema);
+          });
         const row = rows[0]!;
         return { priorNextOffset: row.prior, fresh: new Set(row.fresh === '' ? [] : row.fresh.split(',')) };
       },
@@ -152,12 +166,17 @@ export function createPgInboxStore(
 
   return {
     begin,
-    async declareRetention(consumer, retentionSeconds) {
-      await pool.query(
-        `INSERT INTO ${quoted}.inbox_retention (consumer, retention_seconds) VALUES ($1, $2)
+    async declareRetention(consumer, retentionMs) {
+      const retentionSeconds = Math.ceil(retentionMs / 1000);
+      await pool
+        .query(
+          `INSERT INTO ${quoted}.inbox_retention (consumer, retention_seconds) VALUES ($1, $2)
          ON CONFLICT (consumer) DO UPDATE SET retention_seconds = EXCLUDED.retention_seconds, declared_at = now()`,
-        [consumer, retentionSeconds],
-      );
+          [consumer, retentionSeconds],
+        )
+        .catch((error: unknown) => {
+          throw schemaMismatch(error, schema);
+        });
     },
     async rotate() {
       const client = await pool.connect();

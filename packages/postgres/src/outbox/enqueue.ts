@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { messageIdHeader, newEventId, OnceflowError, type OutboxEvent } from '@onceflow/core';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import {
+  messageIdHeader,
+  newEventId,
+  OnceflowError,
+  type OutboxEnqueueMessage,
+  type OutboxEvent,
+  outboxEnqueueChannel,
+} from '@onceflow/core';
 import { sql } from 'drizzle-orm';
 import { defaultSchemaName, quoteIdentifier } from '../identifier';
 import { isPgQueryable, type TransactionExecutor } from '../queryable';
@@ -9,6 +17,8 @@ import { isPgQueryable, type TransactionExecutor } from '../queryable';
  * (topic, key) fall in one lane. Changing it reorders keys in flight, so it is fixed per release.
  */
 export const outboxLaneCount = 16;
+
+const enqueueChannel = diagnosticsChannel.channel(outboxEnqueueChannel);
 
 /** A row ready for the enqueue function. */
 interface EncodedEvent {
@@ -20,6 +30,10 @@ interface EncodedEvent {
   value: Buffer | null;
   headerNames: string[];
   headerValues: Buffer[];
+}
+
+function invalidEvent(message: string): never {
+  throw new OnceflowError('OF_INVALID_EVENT', `outbox event: ${message}`);
 }
 
 function toBuffer(value: string | Buffer | Uint8Array): Buffer {
@@ -39,19 +53,41 @@ export function laneOf(topic: string, key: Buffer): { lane: number; lockKey: num
   return { lane: digest.readUInt32BE(0) % outboxLaneCount, lockKey: digest.readInt32BE(4) };
 }
 
-/** Validates and encodes an event; throws OF_INVALID_OPTIONS for what can never be published. */
-export function encodeOutboxEvent(event: OutboxEvent): EncodedEvent {
+const isBytes = (value: unknown): value is string | Uint8Array =>
+  typeof value === 'string' || value instanceof Uint8Array;
+
+/**
+ * The headers to write: the event's own, plus whatever subscribers of the enqueue channel add (trace
+ * context). The channel is only published to while someone listens, so it costs nothing otherwise.
+ */
+function headersOf(event: OutboxEvent, schema: string): Record<string, string | Buffer> | undefined {
+  if (!enqueueChannel.hasSubscribers) return event.headers;
+  const message: OutboxEnqueueMessage = { event, schema, headers: { ...event.headers } };
+  enqueueChannel.publish(message);
+  return message.headers;
+}
+
+/**
+ * Validates and encodes an event for `schema`'s outbox; throws OF_INVALID_EVENT for what can never
+ * be published.
+ */
+export function encodeOutboxEvent(event: OutboxEvent, schema: string = defaultSchemaName): EncodedEvent {
+  if (event === null || typeof event !== 'object') invalidEvent('an event must be an object with a topic');
   if (typeof event.topic !== 'string' || event.topic.length === 0 || event.topic.length > 249)
-    throw new OnceflowError(
-      'OF_INVALID_OPTIONS',
-      'outbox event: topic must be a non-empty string of at most 249 characters',
-    );
+    invalidEvent('topic must be a non-empty string of at most 249 characters');
+  if (event.id !== undefined && (typeof event.id !== 'string' || event.id.length === 0))
+    invalidEvent('id must be a non-empty string when given');
+  if (event.key !== null && event.key !== undefined && !isBytes(event.key))
+    invalidEvent('key must be a string, a Buffer or null');
   const eventId = event.id ?? newEventId();
   const key = event.key === null || event.key === undefined ? null : toBuffer(event.key);
   const headerNames: string[] = [messageIdHeader];
   const headerValues: Buffer[] = [Buffer.from(eventId, 'utf8')];
-  for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (name === messageIdHeader) continue;
+  const headers = headersOf(event, schema);
+  for (const name in headers) {
+    const value = headers[name];
+    if (name === messageIdHeader || value === undefined) continue;
+    if (!isBytes(value)) invalidEvent(`header ${name} must be a string or a Buffer`);
     headerNames.push(name);
     headerValues.push(toBuffer(value));
   }
@@ -74,15 +110,18 @@ export function encodeOutboxEvent(event: OutboxEvent): EncodedEvent {
  * Writes one event into the outbox of the caller's open transaction and returns its id. Nothing
  * is sent: the relay publishes it once the transaction commits, and never if it rolls back. Events
  * with a key wait for any other open transaction that enqueued the same (topic, key), which is what
- * makes their publish order equal their commit order.
+ * makes their publish order equal their commit order. An event that can never be published is
+ * refused with OF_INVALID_EVENT. Subscribers of the `onceflow:outbox:enqueue` diagnostics channel
+ * may add headers (trace context) on the way.
  */
 export async function enqueue(
   tx: TransactionExecutor,
   event: OutboxEvent,
   options: { schema?: string } = {},
 ): Promise<string> {
-  const fn = `${quoteIdentifier(options.schema ?? defaultSchemaName)}.enqueue`;
-  const row = encodeOutboxEvent(event);
+  const schema = options.schema ?? defaultSchemaName;
+  const fn = `${quoteIdentifier(schema)}.enqueue`;
+  const row = encodeOutboxEvent(event, schema);
   const values = [
     row.eventId,
     row.lane,

@@ -1,19 +1,14 @@
-export { claimOutboxBatch, type OutboxRow } from './claim-batch';
-export { encodeOutboxEvent, enqueue, laneOf, outboxLaneCount } from './enqueue';
+// Public surface of the outbox storage; re-exported from ../index.ts. Lease, claim and settle
+// functions stay internal: the relay reaches them through an OutboxStore.
+export type { OutboxRow } from './claim-batch';
+export { enqueue } from './enqueue';
+export type { AcquiredLane, LaneLease } from './lane-leases';
+export type { SettleResult } from './settle-batch';
+export type { OutboxStatus, ParkedEvent } from './status';
 export {
-  type AcquiredLane,
-  acquireLaneLeases,
-  heartbeatRelay,
-  type LaneLease,
-  releaseLaneLeases,
-  renewLaneLeases,
-  unregisterRelay,
-} from './lane-leases';
-export { type SettleResult, settleOutboxBatch } from './settle-batch';
-export {
-  listParkedOutboxEvents,
-  type OutboxStatus,
-  type ParkedOutboxEvent,
-  readOutboxStatus,
-  unparkOutboxEvents,
-} from './status';
+  createPgOutboxStore,
+  type OutboxListenOptions,
+  type OutboxSettlement,
+  type OutboxStore,
+  type PgOutboxStoreOptions,
+} from './store';

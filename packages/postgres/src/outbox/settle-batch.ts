@@ -14,6 +14,8 @@ export interface SettleResult {
   lostLanes: number[];
   deleted: number;
   parked: number;
+  /** When the parked rows were parked, by the database clock; null when none was. */
+  parkedAt: Date | null;
 }
 
 /**
@@ -36,7 +38,12 @@ export async function settleOutboxBatch(
 ): Promise<SettleResult> {
   const schema = quoteIdentifier(options.schema);
   const parked = options.parked ?? [];
-  const { rows } = await queryable.query<{ held: number[]; deleted: number; parked: number }>(
+  const { rows } = await queryable.query<{
+    held: number[];
+    deleted: number;
+    parked: number;
+    parked_at: Date | null;
+  }>(
     `WITH lease AS (
        SELECT l.lane FROM ${schema}.outbox_lanes l
          JOIN unnest($1::smallint[], $2::text[], $3::bigint[]) AS h(lane, owner, epoch)
@@ -52,10 +59,11 @@ export async function settleOutboxBatch(
           SET parked_at = clock_timestamp(), last_error = p.error, attempts = o.attempts + 1
          FROM unnest($6::smallint[], $7::bigint[], $8::text[]) AS p(lane, seq, error)
         WHERE o.lane = p.lane AND o.seq = p.seq AND p.lane IN (SELECT lane FROM lease)
-       RETURNING 1)
+       RETURNING o.parked_at)
      SELECT coalesce((SELECT array_agg(lane::int) FROM lease), '{}') AS held,
             (SELECT count(*) FROM deleted)::int AS deleted,
-            (SELECT count(*) FROM parked)::int AS parked`,
+            (SELECT count(*) FROM parked)::int AS parked,
+            (SELECT max(parked_at) FROM parked) AS parked_at`,
     [
       options.leases.map((lease) => lease.lane),
       options.leases.map((lease) => lease.owner),
@@ -74,5 +82,6 @@ export async function settleOutboxBatch(
     lostLanes: options.leases.map((lease) => lease.lane).filter((lane) => !held.has(lane)),
     deleted: row.deleted,
     parked: row.parked,
+    parkedAt: row.parked_at,
   };
 }

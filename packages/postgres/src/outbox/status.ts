@@ -47,22 +47,32 @@ export async function readOutboxStatus(
   };
 }
 
-/** A parked event, for inspection. */
-export interface ParkedOutboxEvent {
+/**
+ * An event that can never be published as it is (too large, refused by the broker) and was parked:
+ * it and every later event of its (topic, key) wait until it is unparked. The relay reports it as
+ * it parks it; operators list it through the admin library.
+ */
+export interface ParkedEvent {
+  /** The lane of its (topic, key). */
+  lane: number;
+  /** Its order value within the key, a decimal string (bigint). */
   seq: string;
   eventId: string;
   topic: string;
   key: Buffer | null;
-  lastError: string | null;
+  /** What the broker said when it refused the event. */
+  error: string;
+  /** When it was parked, by the database clock. */
   parkedAt: Date;
 }
 
-/** Lists parked events, oldest first, at most `limit` (default 100). */
-export async function listParkedOutboxEvents(
+/** Lists parked events, oldest first, at most `limit`. */
+export async function listParkedEvents(
   queryable: PgQueryable,
-  options: { schema: string; limit?: number },
-): Promise<ParkedOutboxEvent[]> {
+  options: { schema: string; limit: number },
+): Promise<ParkedEvent[]> {
   const { rows } = await queryable.query<{
+    lane: number;
     seq: string;
     event_id: string;
     topic: string;
@@ -70,16 +80,17 @@ export async function listParkedOutboxEvents(
     last_error: string | null;
     parked_at: Date;
   }>(
-    `SELECT seq, event_id, topic, key, last_error, parked_at FROM ${quoteIdentifier(options.schema)}.outbox
-      WHERE parked_at IS NOT NULL ORDER BY seq LIMIT $1`,
-    [options.limit ?? 100],
+    `SELECT lane, seq, event_id, topic, key, last_error, parked_at FROM ${quoteIdentifier(options.schema)}.outbox
+      WHERE parked_at IS NOT NULL ORDER BY parked_at, seq LIMIT $1`,
+    [options.limit],
   );
   return rows.map((row) => ({
+    lane: row.lane,
     seq: row.seq,
     eventId: row.event_id,
     topic: row.topic,
     key: row.key,
-    lastError: row.last_error,
+    error: row.last_error ?? '',
     parkedAt: row.parked_at,
   }));
 }
@@ -88,9 +99,9 @@ export async function listParkedOutboxEvents(
  * Returns parked events to the queue (after the cause was fixed, e.g. the topic's size limit raised);
  * with `eventIds`, only those. Resolves to the number of events unparked.
  */
-export async function unparkOutboxEvents(
+export async function unparkEvents(
   queryable: PgQueryable,
-  options: { schema: string; eventIds?: readonly string[] },
+  options: { schema: string; eventIds?: readonly string[] | undefined },
 ): Promise<number> {
   const { rowCount } = await queryable.query(
     `UPDATE ${quoteIdentifier(options.schema)}.outbox SET parked_at = NULL
