@@ -1,16 +1,21 @@
 import { type ConsumerTransport, isOnceflowError, type TransportBatch } from '@onceflow/core';
 import { describe, expect, it } from 'vitest';
+import { createInboxConsumer } from './consumer';
 import { deadLetterHeaders } from './dead-letter';
-import { createInboxEngine } from './engine';
 import { batchOf, createFakeControl, createFakeStore, type FakeContext } from './fakes.test-support';
-import { type InboxBatchHandler, type InboxHandler, type InboxOptions, resolveInboxOptions } from './options';
+import {
+  type InboxBatchHandler,
+  type InboxHandler,
+  type InboxSettings,
+  resolveInboxOptions,
+} from './options';
 import { processBatch } from './process-batch';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2, multiplier: 1, jitter: 0 };
 
 function setup(
   handler: InboxHandler<FakeContext> | { batch: InboxBatchHandler<FakeContext> },
-  overrides: Partial<InboxOptions<FakeContext>> = {},
+  overrides: Partial<InboxSettings<FakeContext>> = {},
 ) {
   const fake = createFakeStore();
   const options = resolveInboxOptions<FakeContext>({
@@ -121,7 +126,7 @@ describe('inbox engine with in-memory fakes', () => {
   });
 
   it('a message older than the retention window is dead-lettered as too old, not processed', async () => {
-    const t = setup(writeId, { retentionSeconds: 60 });
+    const t = setup(writeId, { retentionMs: 60_000 });
     await t.run(batchOf(['old'], { timestamp: Date.now() - 120_000 }));
     expect(t.effects).toEqual([]);
     expect(t.outbox[0]!.headers![deadLetterHeaders.reason]).toBe('too-old');
@@ -217,7 +222,7 @@ describe('inbox engine with in-memory fakes', () => {
         stops++;
       },
     };
-    const engine = createInboxEngine<FakeContext>({
+    const engine = createInboxConsumer<FakeContext>({
       consumer: 'c',
       handler: writeId,
       transport,
@@ -237,7 +242,7 @@ describe('inbox options', () => {
   const base = { consumer: 'c', handler: writeId };
   const expectInvalid = (options: object, text: RegExp) => {
     try {
-      resolveInboxOptions({ ...base, ...options } as InboxOptions<FakeContext>);
+      resolveInboxOptions({ ...base, ...options } as InboxSettings<FakeContext>);
     } catch (error) {
       expect(isOnceflowError(error, 'OF_INVALID_OPTIONS')).toBe(true);
       expect((error as Error).message).toMatch(text);
@@ -248,9 +253,9 @@ describe('inbox options', () => {
 
   it('invalid options throw OF_INVALID_OPTIONS saying what to change', () => {
     expectInvalid({ schema: 'x"; drop table y; --' }, /schema name .* is not allowed: use 1-48 characters/);
-    expectInvalid({ maxBatchSize: -1 }, /maxBatchSize must be an integer between 1/);
+    expectInvalid({ batchSize: -1 }, /batchSize must be an integer between 1/);
     expectInvalid({ handlerTimeoutMs: 0 }, /handlerTimeoutMs must be/);
-    expectInvalid({ retentionSeconds: -5 }, /retentionSeconds must be/);
+    expectInvalid({ retentionMs: -5 }, /retentionMs must be/);
     expectInvalid({ retry: { maxAttempts: -1 } }, /retry: maxAttempts must be an integer >= 1/);
     expectInvalid({ onMissingId: 'ignore' }, /onMissingId must be one of derive-from-position, dead-letter/);
     expectInvalid({ mode: 'turbo' }, /mode must be one of batch, per-message/);

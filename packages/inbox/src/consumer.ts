@@ -1,66 +1,95 @@
 import {
-  type ConsumerTransport,
+  alreadyStarted,
   createStoppable,
-  OnceflowError,
+  invalidOptions,
+  isOnceflowError,
+  reportError,
   type StartedHandle,
   type TransactionalOutbox,
+  toOnceflowError,
 } from '@onceflow/core';
-import type { InboxStore } from '@onceflow/postgres';
-import { type InboxOptions, type ResolvedInboxOptions, resolveInboxOptions } from './options';
+import { createPgInboxStore, type InboxStore, type TransactionContext } from '@onceflow/postgres';
+import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
 
-/** Options of {@link createInboxEngine}: the inbox options plus the transport and store to run on. */
-export interface InboxEngineOptions<Ctx extends { outbox: TransactionalOutbox }> extends InboxOptions<Ctx> {
-  /** The Kafka side, for example `createKafkajsConsumerTransport` from @onceflow/kafkajs. Required. */
-  transport: ConsumerTransport;
-  /** The database side, for example `createPgInboxStore` from @onceflow/postgres. Required. */
-  store: InboxStore<Ctx>;
-}
-
-/** A configured, not yet started inbox consumer. */
-export interface InboxEngine {
-  /** The validated options. */
-  readonly options: Readonly<ResolvedInboxOptions<{ outbox: TransactionalOutbox }>>;
-  /** Declares the retention window, joins the group and starts processing. Call once. */
+/** A configured inbox consumer, not yet started. */
+export interface InboxConsumer {
+  /**
+   * Declares the retention window, joins the group and starts processing; the handle's `stop()`
+   * finishes or rolls back the work in flight and leaves the group. Rejects with OF_UNAVAILABLE when
+   * Postgres or the broker cannot be reached, OF_SCHEMA_MISMATCH when the schema lacks the inbox
+   * tables. Call once: a second call rejects with OF_ALREADY_STARTED.
+   */
   start(): Promise<StartedHandle>;
 }
 
+const component = 'inbox consumer';
+
+function resolveStore<Ctx extends { outbox: TransactionalOutbox }>(
+  options: InboxConsumerOptions<Ctx>,
+  schema: string,
+): InboxStore<Ctx> {
+  if (options.store !== undefined) {
+    if (options.pool !== undefined) invalidOptions(component, 'give either pool or store, not both');
+    if (options.schema !== undefined)
+      invalidOptions(component, "schema belongs to the store: pass it to the store's factory instead");
+    if (typeof options.store.begin !== 'function')
+      invalidOptions(component, 'store must be an InboxStore (createPgInboxStore from @onceflow/postgres)');
+    return options.store;
+  }
+  if (typeof options.pool?.connect !== 'function')
+    invalidOptions(component, 'give a pg pool (or an inbox store)');
+  // Without a store of their own, handlers get the Postgres store's TransactionContext.
+  return createPgInboxStore(options.pool, { schema }) as unknown as InboxStore<Ctx>;
+}
+
 /**
- * Creates the effectively-once consumer engine over any {@link ConsumerTransport} and
- * {@link InboxStore}. Options are validated here: invalid ones throw OF_INVALID_OPTIONS.
+ * The effectively-once consumer, independent of the Kafka client: give it a {@link ConsumerTransport}
+ * (for kafkajs, `createInboxConsumer` of @onceflow/kafkajs does) and the inbox (a pg `pool` or a
+ * `store`). Each message's handler runs in a transaction that also records the message id and the
+ * partition position, so its effects commit once per consumer. Options are checked here, before
+ * anything connects: invalid ones throw OF_INVALID_OPTIONS.
  */
-export function createInboxEngine<Ctx extends { outbox: TransactionalOutbox }>(
-  options: InboxEngineOptions<Ctx>,
-): InboxEngine {
-  const resolved = resolveInboxOptions(options);
-  if (options.transport === undefined || typeof options.transport.run !== 'function')
-    throw new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: transport must be a ConsumerTransport');
-  if (options.store === undefined || typeof options.store.begin !== 'function')
-    throw new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: store must be an InboxStore');
-  const { transport, store } = options;
+export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } = TransactionContext>(
+  options: InboxConsumerOptions<Ctx>,
+): InboxConsumer {
+  if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
+  const { transport, pool: _pool, store: _store, ...settings } = options;
+  const resolved = resolveInboxOptions(settings);
+  if (transport === undefined || typeof transport.run !== 'function' || typeof transport.stop !== 'function')
+    invalidOptions(component, 'transport must be a ConsumerTransport (run, stop)');
+  const store = resolveStore(options, resolved.schema);
+  const { logger, onError, consumer } = resolved;
   let started = false;
 
   return {
-    options: resolved as ResolvedInboxOptions<{ outbox: TransactionalOutbox }>,
     async start() {
-      if (started)
-        throw new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: start() was already called');
+      if (started) alreadyStarted(component);
       started = true;
       const abort = new AbortController();
       const runner = { options: resolved, store, stopSignal: abort.signal };
-      await store.declareRetention(resolved.consumer, resolved.retentionSeconds);
+      try {
+        await store.declareRetention(consumer, resolved.retentionMs);
+      } catch (error) {
+        throw toOnceflowError(error, 'OF_UNAVAILABLE', `inbox consumer ${consumer} could not start`, {
+          retriable: true,
+          details: { consumer },
+        });
+      }
 
       let pruning: Promise<void> = Promise.resolve();
       const prune = (): void => {
         pruning = store.rotate().then(
           () => undefined,
-          (error: unknown) => {
-            try {
-              resolved.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 });
-            } catch {
-              // A failing reporter must not leave a rejected promise behind.
-            }
-          },
+          (error: unknown) =>
+            reportError(
+              { logger, onError },
+              'warn',
+              toOnceflowError(error, 'OF_UNAVAILABLE', 'inbox rotation failed, retrying later', {
+                retriable: true,
+                details: { consumer, operation: 'rotate' },
+              }),
+            ),
         );
       };
       const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;
@@ -72,14 +101,25 @@ export function createInboxEngine<Ctx extends { outbox: TransactionalOutbox }>(
         clearInterval(timer);
         abort.abort();
         await transport.stop().catch(() => undefined);
-        throw error;
+        if (isOnceflowError(error)) throw error;
+        throw toOnceflowError(
+          error,
+          'OF_UNAVAILABLE',
+          `inbox consumer ${consumer} could not join its group`,
+          {
+            retriable: true,
+            details: { consumer },
+          },
+        );
       }
+      logger.info('inbox consumer started');
       return createStoppable({}, async () => {
         clearInterval(timer);
         // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
         abort.abort();
         await transport.stop();
         await pruning;
+        logger.info('inbox consumer stopped');
       });
     },
   };

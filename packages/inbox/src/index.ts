@@ -1,15 +1,11 @@
-export { deadLetterEvent, deadLetterHeaders } from './dead-letter';
-export { createInboxEngine, type InboxEngine, type InboxEngineOptions } from './engine';
+export { createInboxConsumer, type InboxConsumer } from './consumer';
+export { deadLetterHeaders } from './dead-letter';
 export {
   type DeadLetterReason,
-  defaultInboxOptions,
+  defaultInboxConsumerOptions,
   type InboxBatchHandler,
-  type InboxErrorInfo,
+  type InboxConsumerOptions,
   type InboxHandler,
-  type InboxHooks,
   type InboxMode,
-  type InboxOptions,
-  inboxModes,
-  type ResolvedInboxOptions,
-  resolveInboxOptions,
+  type InboxTestHooks,
 } from './options';

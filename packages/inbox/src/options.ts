@@ -1,18 +1,29 @@
 import {
+  type BaseOptions,
+  type ConsumerTransport,
   checkDurationMs,
   defaultRetryPolicy,
+  type ErrorHook,
   type InboundMessage,
   invalidOptions,
   isOnceflowError,
+  type Logger,
   type MessageIdExtractor,
   type MissingIdPolicy,
   messageIdHeader,
   missingIdPolicies,
   type RetryPolicy,
-  retryPolicyProblems,
+  resolveLogger,
+  resolveRetryPolicy,
   type TransactionalOutbox,
 } from '@onceflow/core';
-import { validateIdentifier } from '@onceflow/postgres';
+import {
+  defaultSchemaName,
+  type InboxStore,
+  type TransactionContext,
+  validateIdentifier,
+} from '@onceflow/postgres';
+import type { Pool } from 'pg';
 
 /**
  * Processes one message inside the transaction that also records it in the inbox. Resolving means
@@ -34,23 +45,13 @@ export type InboxBatchHandler<Ctx> = (messages: readonly InboundMessage[], conte
 export type InboxMode = 'batch' | 'per-message';
 
 /** The modes {@link InboxMode} accepts. */
-export const inboxModes: readonly InboxMode[] = ['batch', 'per-message'];
+const inboxModes: readonly InboxMode[] = ['batch', 'per-message'];
 
 /** Why a message went to the dead-letter topic (header `onceflow-dlq-reason`). */
 export type DeadLetterReason = 'handler-failed' | 'invalid-id' | 'too-old';
 
-/** Where something went wrong, for {@link InboxOptions.onError}. */
-export interface InboxErrorInfo {
-  topic: string;
-  partition: number;
-  /** First offset of the work that failed. */
-  offset: string;
-  /** Attempts of the message so far, when a handler failed; 0 for infrastructure errors. */
-  attempts: number;
-}
-
-/** Observation points, mainly for fault tests. */
-export interface InboxHooks {
+/** Seams for tests; awaited by the engine at an exact point. Not for production use. */
+export interface InboxTestHooks {
   /**
    * Runs after a transaction committed and before its offset goes to the broker. A process that dies
    * here is the classic "crash between DB commit and offset commit".
@@ -62,23 +63,37 @@ export interface InboxHooks {
   }) => Promise<void> | void;
 }
 
-/** Options shared by every inbox consumer, whatever its Kafka client. */
-export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
+/**
+ * Options of `createInboxConsumer`: where the inbox is (a pg `pool`, or any `store`), the Kafka side
+ * (`transport`), the handler and how it runs. `retry` is the handler's: after `maxAttempts` failed
+ * attempts the message is dead-lettered; serialization failures, deadlocks and database outages are
+ * retried with the same backoff without counting. `onError` and the logger receive every failure,
+ * with `consumer`, `topic`, `partition`, `offset` and (for handler failures) `attempts` in its details.
+ */
+export interface InboxConsumerOptions<Ctx extends { outbox: TransactionalOutbox } = TransactionContext>
+  extends BaseOptions {
+  /** The Kafka side, for example `createKafkajsConsumerTransport` from @onceflow/kafkajs. Required. */
+  transport: ConsumerTransport;
+  /**
+   * Pool for the inbox in `schema` and the handler's transactions (the context is then a
+   * `TransactionContext`). Give exactly one of `pool` and `store`.
+   */
+  pool?: Pool;
+  /** The inbox store, instead of `pool` (its schema is the store's; `schema` must not be given then). */
+  store?: InboxStore<Ctx>;
   /** Consumer name: the dedup namespace (ids are unique per consumer). 1-200 characters. Required. */
   consumer: string;
   /** The message handler, called once per new message. Give exactly one of `handler` and `handleBatch`. */
   handler?: InboxHandler<Ctx>;
   /**
-   * The batch handler, called with the new messages of a transaction (at most `maxBatchSize`; one in
+   * The batch handler, called with the new messages of a transaction (at most `batchSize`; one in
    * `per-message` mode). Give exactly one of `handler` and `handleBatch`.
    */
   handleBatch?: InboxBatchHandler<Ctx>;
-  /** Schema holding onceflow's tables. Default: `onceflow`. */
-  schema?: string;
   /** Transaction granularity. Default: `batch`. */
   mode?: InboxMode;
   /** In batch mode, most messages per transaction. Default: 500. */
-  maxBatchSize?: number;
+  batchSize?: number;
   /** Header that carries the message id. Default: `message-id` (CloudEvents `ce_id` is always recognised). */
   messageIdHeader?: string;
   /** Custom id extraction, tried before the headers. Default: none. */
@@ -90,11 +105,6 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
    */
   onMissingId?: MissingIdPolicy;
   /**
-   * Retries of a failing handler; after `maxAttempts` the message is dead-lettered. Serialization
-   * failures and deadlocks (40001, 40P01) are retried without counting. Default: core's defaultRetryPolicy.
-   */
-  retry?: Partial<RetryPolicy>;
-  /**
    * Time limit of one `handler` or `handleBatch` call in milliseconds; on expiry its transaction is
    * killed. Default: 30000.
    */
@@ -102,36 +112,40 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
   /** Dead-letter topic for a source topic. Default: `${topic}.dlq`. */
   deadLetterTopic?: string | ((topic: string) => string);
   /**
-   * Duplicate-protection horizon in seconds: inbox rows are kept at least this long, and messages
-   * with a timestamp older than this are dead-lettered as `too-old` instead of processed.
-   * Default: 604800 (7 days).
+   * Duplicate-protection horizon in milliseconds (kept in whole seconds): inbox rows are kept at
+   * least this long, and messages with a timestamp older than this are dead-lettered as `too-old`
+   * instead of processed. Default: 604800000 (7 days).
    */
-  retentionSeconds?: number;
+  retentionMs?: number;
   /** How often this consumer tries to rotate inbox generations, in milliseconds; 0 disables. Default: 60000. */
   pruneIntervalMs?: number;
   /**
    * How long `start()` waits for Postgres when it cannot be reached (not up yet, restarting), in
-   * milliseconds: it retries with backoff and reports each attempt through `onError`, then rejects with
-   * OF_UNAVAILABLE. 0 tries once. Default: no limit, it keeps trying until Postgres answers or `stop()`
-   * is called.
+   * milliseconds: it retries with backoff and reports each attempt through the logger and `onError`,
+   * then rejects with OF_UNAVAILABLE. 0 tries once. Default: no limit, it keeps trying until Postgres
+   * answers or `stop()` is called.
    */
   startupTimeoutMs?: number;
-  /** Reports errors that are retried (handler failures, database outages). Default: logs to stderr. */
-  onError?: (error: unknown, info: InboxErrorInfo) => void;
-  /** Observation hooks. Default: none. */
-  hooks?: InboxHooks;
+  /** Seams for tests. Default: none. */
+  testHooks?: InboxTestHooks;
 }
 
-/** The defaults of {@link InboxOptions}. */
-export const defaultInboxOptions = Object.freeze({
-  schema: 'onceflow',
+/** The settings of {@link InboxConsumerOptions}, without the transport and the store. */
+export type InboxSettings<Ctx extends { outbox: TransactionalOutbox }> = Omit<
+  InboxConsumerOptions<Ctx>,
+  'transport' | 'pool' | 'store'
+>;
+
+/** The defaults of {@link InboxConsumerOptions}. */
+export const defaultInboxConsumerOptions = Object.freeze({
+  schema: defaultSchemaName,
   mode: 'batch' as InboxMode,
-  maxBatchSize: 500,
+  batchSize: 500,
   messageIdHeader,
   onMissingId: 'dead-letter' as MissingIdPolicy,
   retry: defaultRetryPolicy,
   handlerTimeoutMs: 30_000,
-  retentionSeconds: 7 * 24 * 3600,
+  retentionMs: 7 * 24 * 3_600_000,
   pruneIntervalMs: 60_000,
 });
 
@@ -143,19 +157,21 @@ export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox 
   handleBatch: InboxBatchHandler<Ctx> | undefined;
   schema: string;
   mode: InboxMode;
-  maxBatchSize: number;
+  batchSize: number;
   messageIdHeader: string;
   extractMessageId: MessageIdExtractor | undefined;
   onMissingId: MissingIdPolicy;
   retry: RetryPolicy;
   handlerTimeoutMs: number;
   deadLetterTopic: (topic: string) => string;
-  retentionSeconds: number;
+  retentionMs: number;
   pruneIntervalMs: number;
   /** Undefined: no limit. */
   startupTimeoutMs: number | undefined;
-  onError: (error: unknown, info: InboxErrorInfo) => void;
-  hooks: InboxHooks;
+  /** Bound to `component: 'inbox consumer'` and the consumer name; silent by default. */
+  logger: Logger;
+  onError: ErrorHook | undefined;
+  testHooks: InboxTestHooks;
 }
 
 const component = 'inbox consumer';
@@ -166,19 +182,12 @@ function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INT
   return value;
 }
 
-function defaultOnError(error: unknown, info: InboxErrorInfo): void {
-  const text = error instanceof Error ? error.message : String(error);
-  console.error(
-    `onceflow inbox: ${info.topic}[${info.partition}]@${info.offset} attempt ${info.attempts}: ${text}`,
-  );
-}
-
 /** Validates options and applies defaults; throws OF_INVALID_OPTIONS saying what to change. */
 export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>(
-  options: InboxOptions<Ctx>,
+  options: InboxSettings<Ctx>,
 ): ResolvedInboxOptions<Ctx> {
   if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
-  const d = defaultInboxOptions;
+  const d = defaultInboxConsumerOptions;
   if (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 200)
     invalidOptions(component, 'consumer must be a name of 1-200 characters (it namespaces the dedup ids)');
   if (options.handler !== undefined && typeof options.handler !== 'function')
@@ -213,9 +222,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
     invalidOptions(component, 'messageIdHeader must be a non-empty header name');
   if (options.extractMessageId !== undefined && typeof options.extractMessageId !== 'function')
     invalidOptions(component, 'extractMessageId must be a function returning the id or undefined');
-  const retry: RetryPolicy = { ...d.retry, ...options.retry };
-  const problems = retryPolicyProblems(retry);
-  if (problems.length > 0) invalidOptions(component, `retry: ${problems.join('; ')}`);
+  const retry = resolveRetryPolicy(component, options.retry, d.retry);
   const dlq = options.deadLetterTopic;
   if (dlq !== undefined && typeof dlq !== 'function' && (typeof dlq !== 'string' || dlq.length === 0))
     invalidOptions(component, 'deadLetterTopic must be a topic name or a function of the source topic');
@@ -235,13 +242,25 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
         });
   if (options.onError !== undefined && typeof options.onError !== 'function')
     invalidOptions(component, 'onError must be a function');
+  const retentionMs = options.retentionMs ?? d.retentionMs;
+  // Kept in an integer column of seconds; at least a second, so that a message is ever recognised.
+  if (
+    typeof retentionMs !== 'number' ||
+    !Number.isInteger(retentionMs) ||
+    retentionMs < 1_000 ||
+    retentionMs > (2 ** 31 - 1) * 1_000
+  )
+    invalidOptions(
+      component,
+      `retentionMs must be an integer of milliseconds between 1000 and ${(2 ** 31 - 1) * 1_000} (got ${String(retentionMs)})`,
+    );
   return {
     consumer: options.consumer,
     handler: options.handler,
     handleBatch: options.handleBatch,
     schema,
     mode,
-    maxBatchSize: positiveInteger('maxBatchSize', options.maxBatchSize ?? d.maxBatchSize, 100_000),
+    batchSize: positiveInteger('batchSize', options.batchSize ?? d.batchSize, 100_000),
     messageIdHeader: header,
     extractMessageId: options.extractMessageId,
     onMissingId,
@@ -257,14 +276,11 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
         : typeof dlq === 'string'
           ? () => dlq
           : (topic: string) => `${topic}.dlq`,
-    retentionSeconds: positiveInteger(
-      'retentionSeconds',
-      options.retentionSeconds ?? d.retentionSeconds,
-      2 ** 31 - 1,
-    ),
+    retentionMs,
     pruneIntervalMs,
     startupTimeoutMs,
-    onError: options.onError ?? defaultOnError,
-    hooks: options.hooks ?? {},
+    logger: resolveLogger(component, options.logger, { component, consumer: options.consumer }),
+    onError: options.onError,
+    testHooks: options.testHooks ?? {},
   };
 }

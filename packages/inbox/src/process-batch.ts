@@ -5,10 +5,12 @@ import {
   isOnceflowError,
   isTransientDatabaseError,
   OnceflowError,
+  reportError,
   resolveMessageId,
   sleep,
   type TransactionalOutbox,
   type TransportBatch,
+  toOnceflowError,
 } from '@onceflow/core';
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
@@ -139,13 +141,49 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     }
   }
 
+  /** Where a message is, for the details of the errors reported about it. */
+  const whereIs = (message: InboundMessage) => ({
+    consumer: options.consumer,
+    topic,
+    partition,
+    offset: message.offset,
+    messageId: message.id,
+  });
+
+  /** Why a dead letter was written, reported once its transaction committed. */
+  function deadLetterReport(
+    entry: Entry,
+    reason: DeadLetterReason,
+    error: unknown,
+    attempts: number,
+  ): OnceflowError {
+    const details = { ...whereIs(entry.message), attempts, deadLetterTopic: options.deadLetterTopic(topic) };
+    if (reason === 'invalid-id')
+      return new OnceflowError(
+        'OF_INVALID_MESSAGE_ID',
+        `message dead-lettered: its id is invalid (${String(error)})`,
+        {
+          details,
+        },
+      );
+    if (reason === 'too-old')
+      return new OnceflowError('OF_MESSAGE_TOO_OLD', `message dead-lettered: ${String(error)}`, { details });
+    return new OnceflowError(
+      'OF_HANDLER_FAILED',
+      `message dead-lettered after ${attempts} failed attempts: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error, details },
+    );
+  }
+
   async function deadLetter(
     ctx: Ctx,
     entry: Entry,
     reason: DeadLetterReason,
     error: unknown,
     attempts: number,
+    reports: OnceflowError[],
   ) {
+    reports.push(deadLetterReport(entry, reason, error, attempts));
     await ctx.outbox.enqueue(
       deadLetterEvent(entry.message, {
         consumer: options.consumer,
@@ -176,6 +214,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     };
     const handleBatch = options.handleBatch;
     const handler = options.handler;
+    const deadLettered: OnceflowError[] = [];
     try {
       const claim = await tx.claim({
         consumer: options.consumer,
@@ -183,7 +222,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         partition,
         entries: entries.map((entry) => ({ id: entry.message.id, offset: entry.message.offset })),
       });
-      const oldest = Date.now() - options.retentionSeconds * 1000;
+      const oldest = Date.now() - options.retentionMs;
       for (const [index, entry] of entries.entries()) {
         if (!claim.fresh.has(entry.message.offset)) continue;
         const handled =
@@ -194,22 +233,37 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         }
         await flush();
         current = index;
-        if (entry.invalid !== undefined) await deadLetter(tx.context, entry, 'invalid-id', entry.invalid, 0);
+        if (entry.invalid !== undefined)
+          await deadLetter(tx.context, entry, 'invalid-id', entry.invalid, 0, deadLettered);
         else if (entry.message.timestamp < oldest)
           await deadLetter(
             tx.context,
             entry,
             'too-old',
-            `message timestamp ${new Date(entry.message.timestamp).toISOString()} is older than the ${options.retentionSeconds} s retention window`,
+            `message timestamp ${new Date(entry.message.timestamp).toISOString()} is older than the ${Math.ceil(options.retentionMs / 1000)} s retention window`,
             0,
+            deadLettered,
           );
         else if (disposition.kind === 'give-up')
-          await deadLetter(tx.context, entry, 'handler-failed', disposition.error, disposition.attempts);
+          await deadLetter(
+            tx.context,
+            entry,
+            'handler-failed',
+            disposition.error,
+            disposition.attempts,
+            deadLettered,
+          );
         else await withinTimeLimit(tx, entry.message.offset, () => handler!(entry.message, tx.context));
       }
       await flush();
       current = undefined;
       await tx.commit();
+      for (const report of deadLettered)
+        reportError(
+          { logger: options.logger, onError: options.onError },
+          report.code === 'OF_HANDLER_FAILED' ? 'error' : 'warn',
+          report,
+        );
       return { ok: true, claim };
     } catch (error) {
       await tx.rollback();
@@ -234,17 +288,33 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   async function commitOffsets(): Promise<void> {
     if (doneUpTo === undefined) return;
     const nextOffset = doneUpTo.toString();
-    await options.hooks.beforeOffsetCommit?.({ topic, partition, nextOffset });
+    await options.testHooks.beforeOffsetCommit?.({ topic, partition, nextOffset });
     await control.commit(nextOffset);
     if (seekTo !== undefined && seekTo >= doneUpTo && control.isActive()) control.seek?.(seekTo.toString());
   }
 
+  /**
+   * Reports a failure that will be retried: a handler's (`attempts` > 0, counted) or the database's
+   * (`attempts` 0: an outage or a lost race, retried without counting).
+   */
   function report(error: unknown, entries: Entry[], attempts: number): void {
-    try {
-      options.onError(error, { topic, partition, offset: entries[0]!.message.offset, attempts });
-    } catch {
-      // A failing reporter must not stop processing.
-    }
+    const message = entries[0]!.message;
+    const failure =
+      attempts > 0
+        ? toOnceflowError(error, 'OF_HANDLER_FAILED', `handler failed on attempt ${attempts}, retrying`, {
+            retriable: true,
+            details: { ...whereIs(message), attempts },
+          })
+        : toOnceflowError(
+            error,
+            'OF_UNAVAILABLE',
+            'inbox transaction failed, retrying without counting an attempt',
+            {
+              retriable: true,
+              details: whereIs(message),
+            },
+          );
+    reportError({ logger: options.logger, onError: options.onError }, 'warn', failure);
   }
 
   /** Runs `entries` in as few transactions as possible; false when interrupted. */
@@ -311,7 +381,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   const entries = toEntries(batch, options as ResolvedInboxOptions<{ outbox: TransactionalOutbox }>);
-  const size = options.mode === 'batch' ? options.maxBatchSize : 1;
+  const size = options.mode === 'batch' ? options.batchSize : 1;
   try {
     for (let start = 0; start < entries.length; start += size) {
       if (!(await processRun(entries.slice(start, start + size)))) return;

@@ -1,92 +1,41 @@
-import { checkDurationMs, invalidOptions, type StartedHandle } from '@onceflow/core';
-import { createInboxEngine, type InboxOptions, resolveInboxOptions } from '@onceflow/inbox';
-import { createPgInboxStore, type TransactionContext } from '@onceflow/postgres';
-import type { ConsumerConfig, Kafka } from 'kafkajs';
-import type { Pool } from 'pg';
-import { createKafkajsConsumerTransport } from './consumer-transport';
+import type { TransactionalOutbox } from '@onceflow/core';
+import {
+  type InboxConsumer,
+  type InboxConsumerOptions,
+  createInboxConsumer as inboxConsumer,
+} from '@onceflow/inbox';
+import type { TransactionContext } from '@onceflow/postgres';
+import { createKafkajsConsumerTransport, type KafkajsConsumerTransportOptions } from './consumer-transport';
 
-/** Options of {@link createInboxConsumer}: the inbox options plus the kafkajs and pg clients. */
-export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
-  /** The kafkajs client. Required. */
-  kafka: Kafka;
-  /** The pg pool for the inbox and the handler's transactions. Required. */
-  pool: Pool;
-  /** Topics to consume. Required, at least one. */
-  topics: readonly string[];
+/**
+ * Options of {@link createInboxConsumer}: the inbox consumer's own options (of @onceflow/inbox), with
+ * the kafkajs consumer's settings in place of a transport.
+ */
+export interface KafkajsInboxConsumerOptions<Ctx extends { outbox: TransactionalOutbox } = TransactionContext>
+  extends Omit<InboxConsumerOptions<Ctx>, 'transport'>,
+    Omit<KafkajsConsumerTransportOptions, 'groupId'> {
   /** Consumer group id. Default: the `consumer` name. */
   groupId?: string;
-  /** Where a group without committed offsets starts: true for the earliest offset. Default: true. */
-  fromBeginning?: boolean;
-  /** Partitions processed in parallel by this instance; each takes a pool connection. Default: 3. */
-  partitionsConsumedConcurrently?: number;
-  /** Further kafkajs consumer settings (session timeout, fetch sizes...). Default: kafkajs's defaults. */
-  consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
-}
-
-/** A configured inbox consumer; {@link InboxConsumer.start} joins the group. */
-export interface InboxConsumer {
-  /** Starts consuming; the handle's `stop()` finishes or rolls back work in flight and leaves the group. */
-  start(): Promise<StartedHandle>;
 }
 
 /**
- * An effectively-once kafkajs consumer: each message's handler runs in a Postgres transaction that
- * also records the message id and the partition position, so its effects commit once per consumer.
- * Invalid options throw OF_INVALID_OPTIONS here, before anything connects.
+ * The inbox consumer of @onceflow/inbox on kafkajs: it builds the kafkajs transport and leaves the
+ * rest to the engine. Each message's handler runs in a Postgres transaction that also records the
+ * message id and the partition position, so its effects commit once per consumer. Invalid options
+ * throw OF_INVALID_OPTIONS here, before anything connects.
  */
-export function createInboxConsumer(options: InboxConsumerOptions): InboxConsumer {
-  const component = 'inbox consumer';
-  if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
-  if (options.kafka === undefined || typeof options.kafka.consumer !== 'function')
-    invalidOptions(component, 'kafka must be a kafkajs Kafka client (new Kafka({ brokers }))');
-  if (options.pool === undefined || typeof options.pool.connect !== 'function')
-    invalidOptions(component, 'pool must be a pg Pool');
-  if (
-    !Array.isArray(options.topics) ||
-    options.topics.length === 0 ||
-    options.topics.some((topic) => typeof topic !== 'string' || topic.length === 0)
-  )
-    invalidOptions(component, 'topics must be a non-empty array of topic names');
-  const concurrency = options.partitionsConsumedConcurrently ?? 3;
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    invalidOptions(component, `partitionsConsumedConcurrently must be an integer >= 1 (got ${concurrency})`);
-  // kafkajs feeds these to timers without checking them: above 2^31 - 1 ms Node fires them after 1 ms.
-  const config = options.consumerConfig;
-  for (const name of ['sessionTimeout', 'rebalanceTimeout', 'heartbeatInterval', 'maxWaitTimeInMs'] as const)
-    if (config?.[name] !== undefined) checkDurationMs(component, `consumerConfig.${name}`, config[name]);
-  for (const name of ['initialRetryTime', 'maxRetryTime'] as const)
-    if (config?.retry?.[name] !== undefined)
-      checkDurationMs(component, `consumerConfig.retry.${name}`, config.retry[name]);
-  const groupId = options.groupId ?? options.consumer;
-  if (typeof groupId !== 'string' || groupId.length === 0)
-    invalidOptions(component, 'groupId must be a non-empty string (default: the consumer name)');
-  const {
+export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } = TransactionContext>(
+  options: KafkajsInboxConsumerOptions<Ctx>,
+): InboxConsumer {
+  const { kafka, topics, groupId, fromBeginning, partitionsConsumedConcurrently, consumerConfig, ...inbox } =
+    options ?? ({} as KafkajsInboxConsumerOptions<Ctx>);
+  const transport = createKafkajsConsumerTransport({
     kafka,
-    pool,
     topics,
-    fromBeginning,
-    consumerConfig,
-    groupId: _,
-    partitionsConsumedConcurrently: __,
-    ...rest
-  } = options;
-  // Validates the inbox options (schema, limits, policies) before any connection exists.
-  const validated = resolveInboxOptions(rest);
-  return {
-    start() {
-      const engine = createInboxEngine({
-        ...rest,
-        transport: createKafkajsConsumerTransport({
-          kafka,
-          groupId,
-          topics,
-          fromBeginning: fromBeginning ?? true,
-          partitionsConsumedConcurrently: concurrency,
-          ...(consumerConfig ? { consumerConfig } : {}),
-        }),
-        store: createPgInboxStore(pool, { schema: validated.schema }),
-      });
-      return engine.start();
-    },
-  };
+    groupId: groupId ?? inbox.consumer,
+    ...(fromBeginning === undefined ? {} : { fromBeginning }),
+    ...(partitionsConsumedConcurrently === undefined ? {} : { partitionsConsumedConcurrently }),
+    ...(consumerConfig === undefined ? {} : { consumerConfig }),
+  });
+  return inboxConsumer<Ctx>({ ...inbox, transport });
 }

@@ -1,9 +1,13 @@
-export { createInboxConsumer, type InboxConsumer, type InboxConsumerOptions } from './consumer';
-export { createKafkajsConsumerTransport, type KafkajsConsumerTransportOptions } from './consumer-transport';
-export { createOutboxRelay, type OutboxRelayOptions } from './outbox-relay';
+export { createInboxConsumer, type KafkajsInboxConsumerOptions } from './consumer';
 export {
-  classifyPublishError,
+  createKafkajsConsumerTransport,
+  defaultKafkajsConsumerTransportOptions,
+  type KafkajsConsumerTransportOptions,
+} from './consumer-transport';
+export { createKafkajsLogCreator } from './log-creator';
+export { createOutboxRelay, type KafkajsOutboxRelayOptions } from './outbox-relay';
+export {
   createKafkajsPublisherTransport,
-  defaultKafkajsPublisherOptions,
-  type KafkajsPublisherOptions,
+  defaultKafkajsPublisherTransportOptions,
+  type KafkajsPublisherTransportOptions,
 } from './publisher';

@@ -5,33 +5,42 @@ import {
   OnceflowError,
   type PublisherTransport,
   type PublishRecord,
+  type RetryPolicy,
+  resolveRetryPolicy,
 } from '@onceflow/core';
 import { type Kafka, type Message, Partitioners, type Producer } from 'kafkajs';
 
 /** Options of {@link createKafkajsPublisherTransport}. */
-export interface KafkajsPublisherOptions {
+export interface KafkajsPublisherTransportOptions {
+  /** The kafkajs client the relay publishes through (its brokers, SSL, SASL, socket factory). Required. */
+  kafka: Kafka;
   /**
    * Broker-side limit in milliseconds for one open transaction; a publisher that dies mid-batch
    * holds read_committed consumers of its partitions back at most this long (less when another
    * relay takes the lane over first). Default: 60000.
    */
   transactionTimeoutMs?: number;
-  /** Retries of kafkajs itself per request before the relay's own backoff takes over. Default: 6. */
-  requestRetries?: number;
   /**
-   * First delay in milliseconds before kafkajs retries a request; it doubles per retry. Short on
-   * purpose: a transactional producer that begins its next transaction while the broker is still
-   * writing the previous one's commit markers gets CONCURRENT_TRANSACTIONS, which clears within
-   * milliseconds (the Java client retries it after 20 ms). Default: 10.
+   * How kafkajs retries one request before the relay's own backoff takes over: `maxAttempts` per
+   * request, delays from `initialDelayMs` growing by `multiplier` up to `maxDelayMs`, with `jitter`.
+   * The first delay is short on purpose: a transactional producer that begins its next transaction
+   * while the broker is still writing the previous one's commit markers gets
+   * CONCURRENT_TRANSACTIONS, which clears within milliseconds (the Java client retries it after
+   * 20 ms). Default: 7 attempts, 10 ms doubling up to 2 s, 20% jitter.
    */
-  requestRetryInitialDelayMs?: number;
+  retry?: Partial<RetryPolicy>;
 }
 
-/** Defaults of {@link KafkajsPublisherOptions}. */
-export const defaultKafkajsPublisherOptions = Object.freeze({
+/** Defaults of {@link KafkajsPublisherTransportOptions}. */
+export const defaultKafkajsPublisherTransportOptions = Object.freeze({
   transactionTimeoutMs: 60_000,
-  requestRetries: 6,
-  requestRetryInitialDelayMs: 10,
+  retry: Object.freeze({
+    maxAttempts: 7,
+    initialDelayMs: 10,
+    maxDelayMs: 2_000,
+    multiplier: 2,
+    jitter: 0.2,
+  }) as Readonly<RetryPolicy>,
 });
 
 // Errors that mean a newer producer with our transactional id exists: we were fenced.
@@ -107,7 +116,7 @@ function groupByTopic(records: readonly PublishRecord[]): { topic: string; messa
 async function openLanePublisher(
   kafka: Kafka,
   fencingId: string,
-  options: Required<KafkajsPublisherOptions>,
+  options: { transactionTimeoutMs: number; retry: RetryPolicy },
 ): Promise<LanePublisher> {
   const producer: Producer = kafka.producer({
     transactionalId: fencingId,
@@ -116,10 +125,13 @@ async function openLanePublisher(
     transactionTimeout: options.transactionTimeoutMs,
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
+    // kafkajs's retry is the same policy in its own words: `factor` is the jitter fraction.
     retry: {
-      retries: options.requestRetries,
-      initialRetryTime: options.requestRetryInitialDelayMs,
-      maxRetryTime: 2_000,
+      retries: options.retry.maxAttempts - 1,
+      initialRetryTime: options.retry.initialDelayMs,
+      maxRetryTime: options.retry.maxDelayMs,
+      multiplier: options.retry.multiplier,
+      factor: options.retry.jitter,
     },
   });
   let closed: Promise<void> | undefined;
@@ -162,19 +174,24 @@ async function openLanePublisher(
  * gives it back. Consumers of relayed topics must read committed data (kafkajs's default).
  */
 export function createKafkajsPublisherTransport(
-  kafka: Kafka,
-  options: KafkajsPublisherOptions = {},
+  options: KafkajsPublisherTransportOptions,
 ): PublisherTransport {
+  // Validation messages name the relay: that is what a user configures these options for.
+  const component = 'createOutboxRelay';
+  if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
+  const { kafka } = options;
   if (!kafka || typeof kafka.producer !== 'function')
-    invalidOptions('createOutboxRelay', 'kafka must be a kafkajs Kafka instance');
-  const resolved = { ...defaultKafkajsPublisherOptions, ...options };
-  checkDurationMs('createOutboxRelay', 'transactionTimeoutMs', resolved.transactionTimeoutMs, { min: 1_000 });
-  if (!Number.isInteger(resolved.requestRetries) || resolved.requestRetries < 0)
-    invalidOptions(
-      'createOutboxRelay',
-      `requestRetries must be an integer >= 0 (got ${resolved.requestRetries})`,
-    );
-  checkDurationMs('createOutboxRelay', 'requestRetryInitialDelayMs', resolved.requestRetryInitialDelayMs);
+    invalidOptions(component, 'kafka must be a kafkajs Kafka instance');
+  const defaults = defaultKafkajsPublisherTransportOptions;
+  const resolved = {
+    transactionTimeoutMs: checkDurationMs(
+      component,
+      'transactionTimeoutMs',
+      options.transactionTimeoutMs ?? defaults.transactionTimeoutMs,
+      { min: 1_000 },
+    ),
+    retry: resolveRetryPolicy(component, options.retry, defaults.retry),
+  };
   const open = new Set<LanePublisher>();
   return {
     async openLane(fencingId) {

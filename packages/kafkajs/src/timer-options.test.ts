@@ -21,10 +21,12 @@ function thrownBy(run: () => unknown): Error {
 
 describe('kafkajs adapter timer options', () => {
   it('the publisher refuses delays above 2^31 - 1 ms, naming the option', () => {
-    for (const name of ['transactionTimeoutMs', 'requestRetryInitialDelayMs'])
-      expect(thrownBy(() => createKafkajsPublisherTransport(kafka, { [name]: 2 ** 31 })).message).toMatch(
-        new RegExp(`^createOutboxRelay: ${name} must be at most 2147483647 ms`),
-      );
+    expect(
+      thrownBy(() => createKafkajsPublisherTransport({ kafka, transactionTimeoutMs: 2 ** 31 })).message,
+    ).toMatch(/^createOutboxRelay: transactionTimeoutMs must be at most 2147483647 ms/);
+    expect(
+      thrownBy(() => createKafkajsPublisherTransport({ kafka, retry: { initialDelayMs: 2 ** 31 } })).message,
+    ).toMatch(/^createOutboxRelay: retry: initialDelayMs must be at most 2147483647 ms/);
   });
 
   it('the consumer refuses kafkajs timer settings above 2^31 - 1 ms, which kafkajs passes to timers unchecked', () => {

@@ -1,5 +1,23 @@
-import { checkDurationMs, invalidOptions, type PublisherTransport } from '@onceflow/core';
-import { defaultSchemaName, type OutboxRow, type OutboxStatus, validateIdentifier } from '@onceflow/postgres';
+import {
+  type BaseOptions,
+  checkDurationMs,
+  type ErrorHook,
+  invalidOptions,
+  isOnceflowError,
+  type Logger,
+  type PublisherTransport,
+  type RetryPolicy,
+  resolveLogger,
+  resolveRetryPolicy,
+} from '@onceflow/core';
+import {
+  createPgOutboxStore,
+  defaultSchemaName,
+  type OutboxRow,
+  type OutboxStatus,
+  type OutboxStore,
+  type ParkedEvent,
+} from '@onceflow/postgres';
 import type { Pool } from 'pg';
 
 /** A batch the relay published and settled. */
@@ -13,19 +31,11 @@ export interface PublishedBatch {
   maxEndToEndMs: number;
 }
 
-/** An event the relay parked because it can never be published. */
-export interface ParkedEvent {
-  lane: number;
-  eventId: string;
-  topic: string;
-  key: Buffer | null;
-  error: string;
-}
-
 /**
- * Callbacks for metrics and logs. Each is optional and must not throw (what it throws is ignored);
- * none is awaited. The counters operators usually want: `onPublished` (sum of `count` = published
- * events, `publishLatencyMs`/`maxEndToEndMs` = latency) and `onBacklog` (`backlog`, `oldestAgeMs`, `parked`).
+ * Callbacks for metrics. Each is optional and must not throw (what it throws is ignored); none is
+ * awaited. The counters operators usually want: `onPublished` (sum of `count` = published events,
+ * `publishLatencyMs`/`maxEndToEndMs` = latency) and `onBacklog` (`backlog`, `oldestAgeMs`, `parked`).
+ * Errors go to the relay's `logger` and `onError`, not here.
  */
 export interface OutboxRelayObserver {
   /** After every settled batch. */
@@ -38,13 +48,11 @@ export interface OutboxRelayObserver {
   onLaneAcquired?(lane: number, epoch: number): void;
   /** When this relay stops publishing a lane: `released` (rebalance, stop) or `lost` (taken over or fenced). */
   onLaneReleased?(lane: number, reason: 'released' | 'lost'): void;
-  /** A failure the relay recovers from by retrying (broker or database unavailable, listener dropped). */
-  onError?(error: unknown, context: string): void;
 }
 
 /**
- * Fault-injection points for tests: awaited by a lane worker around the publish of a claimed batch.
- * Not for production use.
+ * Seams for tests, awaited by the relay around the publish of a claimed batch, to inject faults or
+ * take measurements at an exact point. Not for production use.
  */
 export interface OutboxRelayTestHooks {
   /** After the claim, before the publish. */
@@ -53,14 +61,21 @@ export interface OutboxRelayTestHooks {
   afterPublish?(lane: number, rows: readonly OutboxRow[]): Promise<void>;
 }
 
-/** Options of the relay engine. */
-export interface OutboxRelayEngineOptions {
-  /** Pool the relay reads, settles and leases through; it also holds one connection for LISTEN. */
-  pool: Pool;
-  /** The Kafka side. */
+/**
+ * Options of `createOutboxRelay`: where the outbox is (a pg `pool`, or any `store`), the Kafka side
+ * (`transport`), and how the relay runs. `retry` is the backoff after a transient failure (broker or
+ * database unavailable), which the relay retries until stopped: its `maxAttempts` does not apply.
+ */
+export interface OutboxRelayOptions extends BaseOptions {
+  /** The Kafka side, for example `createKafkajsPublisherTransport` from @onceflow/kafkajs. Required. */
   transport: PublisherTransport;
-  /** Schema holding the outbox tables. Default: `onceflow`. */
-  schema?: string;
+  /**
+   * Pool of the Postgres outbox in `schema`; the relay also holds one of its connections for LISTEN.
+   * Give exactly one of `pool` and `store`.
+   */
+  pool?: Pool;
+  /** The outbox store, instead of `pool` (its schema is the store's; `schema` must not be given then). */
+  store?: OutboxStore;
   /**
    * Most rows claimed and published per batch, that is per Kafka transaction; the lanes with waiting
    * rows share it. Default: 1000.
@@ -69,13 +84,9 @@ export interface OutboxRelayEngineOptions {
   /** How often, in milliseconds, an idle lane is polled when no notification arrives. Default: 1000. */
   pollIntervalMs?: number;
   /** Lifetime of a lane lease in milliseconds; a dead relay's lanes are taken over after it. Default: 10000. */
-  leaseTtlMs?: number;
-  /** Interval in milliseconds between lease renewals; must be below half of `leaseTtlMs`. Default: 2000. */
+  leaseMs?: number;
+  /** Interval in milliseconds between lease renewals; must be below half of `leaseMs`. Default: 2000. */
   heartbeatIntervalMs?: number;
-  /** First delay in milliseconds before retrying after a transient failure. Default: 200. */
-  retryInitialDelayMs?: number;
-  /** Longest delay in milliseconds between retries; transient failures are retried forever. Default: 5000. */
-  retryMaxDelayMs?: number;
   /** Interval in milliseconds of `observer.onBacklog`; 0 disables it. Default: 5000. */
   metricsIntervalMs?: number;
   /**
@@ -84,41 +95,57 @@ export interface OutboxRelayEngineOptions {
    * `onceflow.outbox.<schema>.relay-`.
    */
   fencingIdPrefix?: string;
-  /** This relay's id in the lease table. Default: a new random id per start. */
+  /** This relay's id in the lease table. Default: a new random id per relay. */
   relayId?: string;
   /**
    * How long `start()` waits for Postgres when it cannot be reached (not up yet, restarting), in
-   * milliseconds: it retries with backoff (`retryInitialDelayMs` to `retryMaxDelayMs`) and reports each
-   * attempt through `observer.onError` (stderr without one), then rejects with OF_UNAVAILABLE. 0 tries
-   * once. Default: no limit, it keeps trying until Postgres answers or `stop()` is called.
+   * milliseconds: it retries with `retry`'s backoff and reports each attempt through the logger and
+   * `onError`, then rejects with OF_UNAVAILABLE. 0 tries once. Default: no limit, it keeps trying
+   * until Postgres answers or `stop()` is called.
    */
   startupTimeoutMs?: number;
-  /** Metrics and log callbacks. */
+  /** Metrics callbacks. Default: none. */
   observer?: OutboxRelayObserver;
-  /** Fault-injection points for tests. */
+  /** Seams for tests. Default: none. */
   testHooks?: OutboxRelayTestHooks;
 }
 
-/** Defaults of {@link OutboxRelayEngineOptions}. */
+/** Defaults of {@link OutboxRelayOptions}. */
 export const defaultOutboxRelayOptions = Object.freeze({
   schema: defaultSchemaName,
   batchSize: 1_000,
   pollIntervalMs: 1_000,
-  leaseTtlMs: 10_000,
+  leaseMs: 10_000,
   heartbeatIntervalMs: 2_000,
-  retryInitialDelayMs: 200,
-  retryMaxDelayMs: 5_000,
   metricsIntervalMs: 5_000,
+  retry: Object.freeze({
+    maxAttempts: Number.MAX_SAFE_INTEGER,
+    initialDelayMs: 200,
+    maxDelayMs: 5_000,
+    multiplier: 2,
+    jitter: 0.2,
+  }) as Readonly<RetryPolicy>,
 });
 
 /** Options after defaults and validation. */
-export interface ResolvedRelayOptions
-  extends Required<
-    Omit<OutboxRelayEngineOptions, 'observer' | 'testHooks' | 'relayId' | 'startupTimeoutMs'>
-  > {
+export interface ResolvedRelayOptions {
+  transport: PublisherTransport;
+  store: OutboxStore;
+  /** The store's name (the schema of the Postgres store). */
+  schema: string;
+  batchSize: number;
+  pollIntervalMs: number;
+  leaseMs: number;
+  heartbeatIntervalMs: number;
+  metricsIntervalMs: number;
+  fencingIdPrefix: string;
   relayId: string | undefined;
   /** Undefined: no limit. */
   startupTimeoutMs: number | undefined;
+  retry: RetryPolicy;
+  /** The relay's logger (silent by default), bound to `component: 'outbox relay'`. */
+  logger: Logger;
+  onError: ErrorHook | undefined;
   observer: OutboxRelayObserver;
   testHooks: OutboxRelayTestHooks;
 }
@@ -130,27 +157,42 @@ function positiveInteger(name: string, value: number, min = 1): void {
     invalidOptions(component, `${name} must be an integer >= ${min} (got ${value})`);
 }
 
+function resolveStore(options: OutboxRelayOptions): OutboxStore {
+  if (options.store !== undefined) {
+    if (options.pool !== undefined) invalidOptions(component, 'give either pool or store, not both');
+    if (options.schema !== undefined)
+      invalidOptions(component, "schema belongs to the store: pass it to the store's factory instead");
+    if (typeof options.store.claim !== 'function' || typeof options.store.settle !== 'function')
+      invalidOptions(component, 'store must be an OutboxStore (createPgOutboxStore from @onceflow/postgres)');
+    return options.store;
+  }
+  if (typeof options.pool?.connect !== 'function')
+    invalidOptions(component, 'give a pg pool (or an outbox store)');
+  try {
+    return createPgOutboxStore(options.pool, { schema: options.schema ?? defaultSchemaName });
+  } catch (error) {
+    if (isOnceflowError(error, 'OF_INVALID_IDENTIFIER')) invalidOptions(component, error.message);
+    throw error;
+  }
+}
+
 /** Applies defaults and throws OF_INVALID_OPTIONS for values that cannot work. */
-export function resolveRelayOptions(options: OutboxRelayEngineOptions): ResolvedRelayOptions {
-  if (!options || typeof options.pool?.connect !== 'function')
-    invalidOptions(component, 'pool must be a pg Pool');
+export function resolveRelayOptions(options: OutboxRelayOptions): ResolvedRelayOptions {
+  if (options === null || typeof options !== 'object') invalidOptions(component, 'options must be an object');
   if (typeof options.transport?.openLane !== 'function')
     invalidOptions(component, 'transport must implement PublisherTransport (openLane, close)');
   const merged = { ...defaultOutboxRelayOptions, ...stripUndefined(options) };
-  const schema = validateIdentifier(merged.schema);
+  const store = resolveStore(options);
   positiveInteger('batchSize', merged.batchSize);
   checkDurationMs(component, 'pollIntervalMs', merged.pollIntervalMs, { min: 10 });
-  checkDurationMs(component, 'leaseTtlMs', merged.leaseTtlMs, { min: 100 });
+  checkDurationMs(component, 'leaseMs', merged.leaseMs, { min: 100 });
   checkDurationMs(component, 'heartbeatIntervalMs', merged.heartbeatIntervalMs, { min: 10 });
-  if (merged.heartbeatIntervalMs * 2 >= merged.leaseTtlMs)
+  if (merged.heartbeatIntervalMs * 2 >= merged.leaseMs)
     invalidOptions(
       component,
-      `heartbeatIntervalMs (${merged.heartbeatIntervalMs}) must be below half of leaseTtlMs (${merged.leaseTtlMs}), so a lease is renewed at least twice before it expires`,
+      `heartbeatIntervalMs (${merged.heartbeatIntervalMs}) must be below half of leaseMs (${merged.leaseMs}), so a lease is renewed at least twice before it expires`,
     );
-  checkDurationMs(component, 'retryInitialDelayMs', merged.retryInitialDelayMs);
-  checkDurationMs(component, 'retryMaxDelayMs', merged.retryMaxDelayMs);
-  if (!(merged.retryMaxDelayMs >= merged.retryInitialDelayMs))
-    invalidOptions(component, 'retryMaxDelayMs must be >= retryInitialDelayMs');
+  const retry = resolveRetryPolicy(component, options.retry, defaultOutboxRelayOptions.retry);
   checkDurationMs(component, 'metricsIntervalMs', merged.metricsIntervalMs, {
     zeroMeans: 'no backlog reports',
   });
@@ -160,20 +202,23 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
       : checkDurationMs(component, 'startupTimeoutMs', options.startupTimeoutMs, {
           zeroMeans: 'one attempt, no wait',
         });
+  if (options.onError !== undefined && typeof options.onError !== 'function')
+    invalidOptions(component, 'onError must be a function');
   return {
-    pool: options.pool,
     transport: options.transport,
-    schema,
+    store,
+    schema: store.name,
     batchSize: merged.batchSize,
     pollIntervalMs: merged.pollIntervalMs,
-    leaseTtlMs: merged.leaseTtlMs,
+    leaseMs: merged.leaseMs,
     heartbeatIntervalMs: merged.heartbeatIntervalMs,
-    retryInitialDelayMs: merged.retryInitialDelayMs,
-    retryMaxDelayMs: merged.retryMaxDelayMs,
     metricsIntervalMs: merged.metricsIntervalMs,
-    fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${schema}.relay-`,
+    fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${store.name}.relay-`,
     relayId: options.relayId,
     startupTimeoutMs,
+    retry,
+    logger: resolveLogger(component, options.logger, { component: 'outbox relay' }),
+    onError: options.onError,
     observer: options.observer ?? {},
     testHooks: options.testHooks ?? {},
   };

@@ -3,28 +3,37 @@ import {
   backoffDelayMs,
   isOnceflowError,
   type LanePublisher,
+  type Logger,
   OnceflowError,
-  type RetryPolicy,
+  reportError,
   sleep,
 } from '@onceflow/core';
-import {
-  claimOutboxBatch,
-  type LaneLease,
-  type OutboxRow,
-  renewLaneLeases,
-  settleOutboxBatch,
-} from '@onceflow/postgres';
+import type { LaneLease, OutboxRow } from '@onceflow/postgres';
 import type { ResolvedRelayOptions } from './options';
 import { type BatchOutcome, publishBatch } from './publish-batch';
+
+/** What the relay was doing when a failure happened, in `details.operation` of the error reported. */
+export type RelayOperation =
+  | 'heartbeat'
+  | 'fence'
+  | 'publish'
+  | 'settle'
+  | 'listen'
+  | 'metrics'
+  | 'stop'
+  | 'run';
 
 /** Everything the publish loop shares with its relay. */
 export interface PublishLoopContext {
   options: ResolvedRelayOptions;
-  retry: RetryPolicy;
+  /** The relay's logger. */
+  logger: Logger;
   /** This relay's fencing id: the one publisher every owned lane is published through. */
   fencingId: string;
   /** Called when lanes were found taken over (their lease is gone; do not release them). */
   onLost: (lanes: number[]) => void;
+  /** Reports a failure the relay recovers from by retrying. */
+  report: (operation: RelayOperation, error: unknown) => void;
 }
 
 function notify(call: () => void): void {
@@ -92,9 +101,7 @@ export class PublishLoop {
 
   start(): void {
     // run() handles its own failures; should anything escape, it is reported, never left unhandled.
-    this.finished ??= this.run().catch((error: unknown) =>
-      notify(() => this.context.options.observer.onError?.(error, 'outbox relay publish loop')),
-    );
+    this.finished ??= this.run().catch((error: unknown) => this.context.report('publish', error));
   }
 
   /** Adds lanes whose previous publisher is already fenced; they are claimed from the next cycle on. */
@@ -202,24 +209,22 @@ export class PublishLoop {
         } catch (error) {
           this.discardPrefetch();
           await this.drainSettle().catch((settleError: unknown) =>
-            notify(() => options.observer.onError?.(settleError, 'outbox relay settle')),
+            this.context.report('settle', settleError),
           );
           if (isOnceflowError(error, 'OF_LEASE_LOST')) {
             // Fenced: a relay took over one of our lanes. Reopen and keep the lanes still confirmed.
             await this.closePublisher();
             continue;
           }
-          notify(() => options.observer.onError?.(error, 'outbox relay publish loop'));
+          this.context.report('publish', error);
           // The publisher may be mid-transaction or broken; reopening aborts whatever it left open.
           await this.closePublisher();
           attempt++;
-          await sleep(backoffDelayMs(this.context.retry, attempt), this.abort.signal);
+          await sleep(backoffDelayMs(options.retry, attempt), this.abort.signal);
         }
       }
     } finally {
-      await this.drainSettle().catch((error: unknown) =>
-        notify(() => options.observer.onError?.(error, 'outbox relay settle')),
-      );
+      await this.drainSettle().catch((error: unknown) => this.context.report('settle', error));
       await this.closePublisher();
       this.applyChanges();
     }
@@ -247,12 +252,7 @@ export class PublishLoop {
     const lanes = this.lanesToClaim();
     if (lanes.length === 0) return undefined;
     const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
-    const rows = await claimOutboxBatch(options.pool, {
-      schema: options.schema,
-      lanes,
-      limit: share,
-      exclude,
-    });
+    const rows = await options.store.claim(lanes, share, exclude);
     const counts = new Map<number, number>();
     for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
     for (const lane of lanes)
@@ -287,17 +287,12 @@ export class PublishLoop {
     const { options } = this.context;
     const startedAt = performance.now();
     const current = this.currentLeases();
-    const held = await renewLaneLeases(options.pool, {
-      schema: options.schema,
-      leases: current,
-      ttlMs: options.leaseTtlMs,
-      fencingId: this.context.fencingId,
-    });
+    const held = await options.store.renewLanes(current, options.leaseMs, this.context.fencingId);
     const heldLanes = new Set(held.map((lease) => lease.lane));
     const lost = current.map((lease) => lease.lane).filter((lane) => !heldLanes.has(lane));
     this.dropLanes(lost);
     if (lost.length > 0) this.context.onLost(lost);
-    this.validUntil = startedAt + options.leaseTtlMs;
+    this.validUntil = startedAt + options.leaseMs;
   }
 
   private async idle(ms: number): Promise<void> {
@@ -418,14 +413,13 @@ export class PublishLoop {
     const leases = [...byLane.keys()]
       .map((lane) => this.leases.get(lane))
       .filter((lease) => lease !== undefined);
-    const settled = await settleOutboxBatch(options.pool, {
-      schema: options.schema,
+    const settled = await options.store.settle({
       leases,
       published: outcome.published,
       parked: outcome.parked.map(({ row, error }) => ({ lane: row.lane, seq: row.seq, error })),
     });
     const lost = [...byLane.keys()].filter((lane) => !settled.heldLanes.includes(lane));
-    this.report(outcome, publishLatencyMs, new Set(settled.heldLanes));
+    this.report(outcome, publishLatencyMs, new Set(settled.heldLanes), settled.parkedAt ?? new Date());
     if (lost.length > 0) {
       const stillOurs = lost.filter((lane) => this.leases.has(lane));
       this.dropLanes(lost);
@@ -433,8 +427,13 @@ export class PublishLoop {
     }
   }
 
-  private report(outcome: BatchOutcome, publishLatencyMs: number, held: ReadonlySet<number>): void {
-    const { observer } = this.context.options;
+  private report(
+    outcome: BatchOutcome,
+    publishLatencyMs: number,
+    held: ReadonlySet<number>,
+    parkedAt: Date,
+  ): void {
+    const { observer, onError } = this.context.options;
     const perLane = new Map<number, { count: number; maxAgeMs: number }>();
     for (const row of outcome.published) {
       if (!held.has(row.lane)) continue;
@@ -452,16 +451,27 @@ export class PublishLoop {
           maxEndToEndMs: maxAgeMs + publishLatencyMs,
         }),
       );
-    for (const { row, error } of outcome.parked)
-      if (held.has(row.lane))
-        notify(() =>
-          observer.onParked?.({
-            lane: row.lane,
-            eventId: row.eventId,
-            topic: row.topic,
-            key: row.key,
-            error,
-          }),
-        );
+    for (const { row, error } of outcome.parked) {
+      if (!held.has(row.lane)) continue;
+      const event = {
+        lane: row.lane,
+        seq: row.seq,
+        eventId: row.eventId,
+        topic: row.topic,
+        key: row.key,
+        error,
+        parkedAt,
+      };
+      reportError(
+        { logger: this.context.logger, onError },
+        'error',
+        new OnceflowError(
+          'OF_EVENT_PARKED',
+          `outbox event ${row.eventId} to ${row.topic} can never be published and was parked, holding back later events of its key; fix the cause, then unpark it: ${error}`,
+          { details: { eventId: row.eventId, topic: row.topic, lane: row.lane, seq: row.seq } },
+        ),
+      );
+      notify(() => observer.onParked?.(event));
+    }
   }
 }

@@ -1,21 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createStoppable, OnceflowError, type RetryPolicy, type StartedHandle, sleep } from '@onceflow/core';
 import {
-  type AcquiredLane,
-  acquireLaneLeases,
-  heartbeatRelay,
-  type LaneLease,
-  outboxLaneCount,
-  readOutboxStatus,
-  releaseLaneLeases,
-  renewLaneLeases,
-  unregisterRelay,
-} from '@onceflow/postgres';
-import { type OutboxRelayEngineOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options';
-import { PublishLoop } from './publish-loop';
-import { listenForWakeups } from './wakeups';
+  alreadyStarted,
+  createStoppable,
+  isOnceflowError,
+  OnceflowError,
+  reportError,
+  type StartedHandle,
+  sleep,
+  toOnceflowError,
+} from '@onceflow/core';
+import type { AcquiredLane, LaneLease } from '@onceflow/postgres';
+import { type OutboxRelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options';
+import { PublishLoop, type RelayOperation } from './publish-loop';
 
 /** A running relay. */
 export interface OutboxRelayHandle extends StartedHandle {
@@ -25,11 +23,13 @@ export interface OutboxRelayHandle extends StartedHandle {
   ownedLanes(): number[];
 }
 
-/** A relay ready to start. */
+/** A configured relay, not yet started. */
 export interface OutboxRelay {
   /**
-   * Registers the relay, takes its share of lanes and starts publishing. Rejects when Postgres is
-   * unreachable at start; later failures are retried. Call once.
+   * Registers the relay, takes its share of lanes and starts publishing. Rejects with
+   * OF_UNAVAILABLE when Postgres is unreachable at start, with OF_SCHEMA_MISMATCH when the schema
+   * lacks the outbox tables; later failures are retried. Call once: a second call rejects with
+   * OF_ALREADY_STARTED.
    */
   start(): Promise<OutboxRelayHandle>;
 }
@@ -43,21 +43,19 @@ function notify(call: () => void): void {
 }
 
 /**
- * The relay engine, independent of the Kafka client: give it a {@link PublisherTransport}. It takes
- * a fair share of the outbox's lanes through leases in Postgres (ceil(lanes / live relays)), takes
- * over lanes whose lease expired, and publishes each owned lane in `seq` order. `stop()` finishes
- * the batches in flight, gives the lanes back and closes the transport.
+ * The outbox relay, independent of the Kafka client: give it a {@link PublisherTransport} (for
+ * kafkajs, `createOutboxRelay` of @onceflow/kafkajs does) and the outbox (a pg `pool` or a `store`).
+ * It takes a fair share of the outbox's lanes through leases (ceil(lanes / live relays)), takes over
+ * lanes whose lease expired, and publishes each owned lane in `seq` order. Options are checked here:
+ * invalid ones throw OF_INVALID_OPTIONS. `stop()` finishes the batches in flight, gives the lanes
+ * back and closes the transport.
  */
-export function createOutboxRelayEngine(options: OutboxRelayEngineOptions): OutboxRelay {
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const resolved = resolveRelayOptions(options);
   let started = false;
   return {
     async start() {
-      if (started)
-        throw new OnceflowError(
-          'OF_INVALID_OPTIONS',
-          'createOutboxRelay: start() was already called; create a new relay',
-        );
+      if (started) alreadyStarted('createOutboxRelay');
       started = true;
       return startRelay(resolved);
     },
@@ -66,21 +64,24 @@ export function createOutboxRelayEngine(options: OutboxRelayEngineOptions): Outb
 
 async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHandle> {
   const relayId = options.relayId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const retry: RetryPolicy = {
-    maxAttempts: Number.MAX_SAFE_INTEGER,
-    initialDelayMs: options.retryInitialDelayMs,
-    maxDelayMs: options.retryMaxDelayMs,
-    multiplier: 2,
-    jitter: 0.2,
-  };
-  const { pool, schema, leaseTtlMs, observer, transport } = options;
+  const { store, schema, leaseMs, observer, transport, retry } = options;
+  const logger = options.logger.child({ relayId });
+  const report = (operation: RelayOperation, error: unknown): void =>
+    reportError(
+      { logger, onError: options.onError },
+      'warn',
+      toOnceflowError(error, 'OF_UNAVAILABLE', `outbox relay ${operation} failed, retrying`, {
+        retriable: true,
+        details: { operation, relayId },
+      }),
+    );
   const fencingId = `${options.fencingIdPrefix}${relayId}`;
   const abort = new AbortController();
   const { signal } = abort;
   const reportLost = (lanes: readonly number[]): void => {
     for (const lane of lanes) notify(() => observer.onLaneReleased?.(lane, 'lost'));
   };
-  const loop = new PublishLoop({ options, retry, fencingId, onLost: reportLost });
+  const loop = new PublishLoop({ options, logger, fencingId, onLost: reportLost, report });
   // Lanes taken over from an expired lease whose previous publisher could not be fenced yet.
   const unfenced = new Map<number, AcquiredLane>();
 
@@ -99,7 +100,7 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
         await publisher.close();
         fenced.add(id);
       } catch (error) {
-        notify(() => observer.onError?.(error, `outbox relay fencing ${id}`));
+        report('fence', error);
       }
     }
     const ready: LaneLease[] = [];
@@ -115,56 +116,50 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     }
     if (ready.length === 0) return;
     // From here on a later owner fences this relay's publisher instead.
-    const held = await renewLaneLeases(pool, { schema, leases: ready, ttlMs: leaseTtlMs, fencingId });
+    const held = await store.renewLanes(ready, leaseMs, fencingId);
     await loop.addLanes(held, validUntil);
-    for (const lease of held) notify(() => observer.onLaneAcquired?.(lease.lane, lease.epoch));
+    for (const lease of held) {
+      logger.debug({ lane: lease.lane, epoch: lease.epoch }, 'outbox relay acquired a lane');
+      notify(() => observer.onLaneAcquired?.(lease.lane, lease.epoch));
+    }
   };
 
   // One heartbeat: prove liveness, renew held leases, then move toward a fair share of lanes.
   const tick = async (): Promise<void> => {
     const startedAt = performance.now();
-    const live = await heartbeatRelay(pool, { schema, relayId, ttlMs: leaseTtlMs });
+    const live = await store.heartbeat(relayId, leaseMs);
     const current = loop.currentLeases();
     const waiting = [...unfenced.values()];
-    const held = await renewLaneLeases(pool, {
-      schema,
-      leases: [...current, ...waiting],
-      ttlMs: leaseTtlMs,
-    });
+    const held = await store.renewLanes([...current, ...waiting], leaseMs);
     const heldLanes = new Set(held.map((lease) => lease.lane));
     const lost = current.map((lease) => lease.lane).filter((lane) => !heldLanes.has(lane));
     // Taken over while we were not looking: stop without releasing, the lane is someone else's now.
     loop.dropLanes(lost);
     reportLost(lost);
-    if (lost.length < current.length) loop.validUntil = Math.max(loop.validUntil, startedAt + leaseTtlMs);
+    if (lost.length < current.length) loop.validUntil = Math.max(loop.validUntil, startedAt + leaseMs);
     for (const lane of waiting) if (!heldLanes.has(lane.lane)) unfenced.delete(lane.lane);
     if (signal.aborted) return;
-    if (unfenced.size > 0) await fenceAndAdd([...unfenced.values()], startedAt + leaseTtlMs);
-    const target = Math.ceil(outboxLaneCount / live);
+    if (unfenced.size > 0) await fenceAndAdd([...unfenced.values()], startedAt + leaseMs);
+    const target = Math.ceil(store.laneCount / live);
     const owned = loop.lanes().length + unfenced.size;
     if (owned < target) {
       const acquiredAt = performance.now();
-      const acquired = await acquireLaneLeases(pool, {
-        schema,
-        owner: relayId,
-        max: target - owned,
-        ttlMs: leaseTtlMs,
-      });
+      const acquired = await store.acquireLanes(relayId, target - owned, leaseMs);
       if (signal.aborted) {
         // Not published yet: the previous owners' publishers stay recorded for whoever comes next.
-        await releaseLaneLeases(pool, {
-          schema,
-          leases: acquired.filter((l) => l.previousFencingId === null),
-        });
+        await store.releaseLanes(acquired.filter((l) => l.previousFencingId === null));
         return;
       }
-      await fenceAndAdd(acquired, acquiredAt + leaseTtlMs);
+      await fenceAndAdd(acquired, acquiredAt + leaseMs);
     } else if (owned > target) {
       const surplus = loop.lanes().slice(0, owned - target);
       const leases = loop.currentLeases().filter((lease) => surplus.includes(lease.lane));
       await loop.removeLanes(surplus);
-      await releaseLaneLeases(pool, { schema, leases });
-      for (const lane of surplus) notify(() => observer.onLaneReleased?.(lane, 'released'));
+      await store.releaseLanes(leases);
+      for (const lane of surplus) {
+        logger.debug({ lane }, 'outbox relay released a lane');
+        notify(() => observer.onLaneReleased?.(lane, 'released'));
+      }
     }
   };
 
@@ -172,18 +167,16 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     while (!signal.aborted) {
       await sleep(options.heartbeatIntervalMs, signal);
       if (signal.aborted) return;
-      await tick().catch((error: unknown) =>
-        notify(() => observer.onError?.(error, 'outbox relay heartbeat')),
-      );
+      await tick().catch((error: unknown) => report('heartbeat', error));
     }
   };
 
   const metricsLoop = async (): Promise<void> => {
     if (options.metricsIntervalMs === 0 || !observer.onBacklog) return;
     while (!signal.aborted) {
-      await readOutboxStatus(pool, { schema }).then(
+      await store.status().then(
         (status) => notify(() => observer.onBacklog?.(status)),
-        (error: unknown) => notify(() => observer.onError?.(error, 'outbox relay metrics')),
+        (error: unknown) => report('metrics', error),
       );
       await sleep(options.metricsIntervalMs, signal);
     }
@@ -195,8 +188,9 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     abort.abort();
     const leases = loop.currentLeases();
     await loop.stop();
-    await releaseLaneLeases(pool, { schema, leases }).catch(() => undefined);
+    await store.releaseLanes(leases).catch(() => undefined);
     await options.transport.close().catch(() => undefined);
+    if (isOnceflowError(error, 'OF_SCHEMA_MISMATCH')) throw error;
     throw new OnceflowError(
       'OF_UNAVAILABLE',
       `outbox relay could not register in schema ${schema}: ${String(error)}`,
@@ -211,19 +205,18 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
   const background = Promise.all([
     heartbeatLoop(),
     metricsLoop(),
-    listenForWakeups({
-      pool,
-      schema,
+    store.listen({
       retry,
       signal,
       onWake: (lane) => loop.wake(lane),
-      onError: (error) => notify(() => observer.onError?.(error, 'outbox relay LISTEN connection')),
+      onError: (error) => report('listen', error),
     }),
   ]).then(
     () => undefined,
     // Each loop handles its own failures; whatever escapes is reported, never left unhandled.
-    (error: unknown) => notify(() => observer.onError?.(error, 'outbox relay')),
+    (error: unknown) => report('run', error),
   );
+  logger.info({ schema, lanes: loop.lanes() }, 'outbox relay started');
 
   return createStoppable(
     {
@@ -235,12 +228,11 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
       await background;
       const stopping = loop.currentLeases();
       await loop.stop();
-      await releaseLaneLeases(pool, { schema, leases: stopping }).catch((error: unknown) =>
-        notify(() => observer.onError?.(error, 'outbox relay stop')),
-      );
+      await store.releaseLanes(stopping).catch((error: unknown) => report('stop', error));
       for (const lease of stopping) notify(() => observer.onLaneReleased?.(lease.lane, 'released'));
-      await unregisterRelay(pool, { schema, relayId }).catch(() => undefined);
+      await store.unregister(relayId).catch(() => undefined);
       await options.transport.close().catch(() => undefined);
+      logger.info('outbox relay stopped');
     },
   );
 }
