@@ -1,1 +1,2 @@
-export { type CliIo, createCli, main } from './main';
+export type { CliIo } from './io';
+export { createCli, main } from './main';

@@ -1,66 +1,14 @@
 import { isOnceflowError } from '@onceflow/core';
-import { createOutboxRelay } from '@onceflow/kafkajs';
-import { defaultSchemaName, migrate, readOutboxStatus, validateIdentifier } from '@onceflow/postgres';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
+import { Command } from 'commander';
+import { inboxPositionsCommand } from './commands/inbox-positions';
+import { migrateCommand } from './commands/migrate';
+import { outboxParkedCommand } from './commands/outbox-parked';
+import { outboxUnparkCommand } from './commands/outbox-unpark';
+import { relayCommand } from './commands/relay';
+import { statusCommand } from './commands/status';
+import { type CliIo, processIo } from './io';
 
-/** Where the CLI writes; injectable for tests. */
-export interface CliIo {
-  out: (line: string) => void;
-  err: (line: string) => void;
-  env: NodeJS.ProcessEnv;
-}
-
-const processIo: CliIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-  env: process.env,
-};
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0)
-    throw new InvalidArgumentError('expected a non-negative integer');
-  return parsed;
-}
-
-function schemaName(value: string): string {
-  try {
-    return validateIdentifier(value);
-  } catch (error) {
-    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
-  }
-}
-
-function requireSetting(value: string | undefined, what: string, flag: string, env: string): string {
-  if (value === undefined || value === '')
-    throw new CliUsageError(`${what} is required: pass ${flag} or set ${env}`);
-  return value;
-}
-
-class CliUsageError extends Error {}
-
-function openPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
-  // An idle connection dropping is reported here; the relay retries on its own.
-  pool.on('error', () => undefined);
-  return pool;
-}
-
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
-
-/** Builds the `onceflow` command. */
+/** Builds the `onceflow` command: one file per command under commands/, over the admin library. */
 export function createCli(io: CliIo = processIo): Command {
   const program = new Command('onceflow')
     .description(
@@ -71,151 +19,20 @@ export function createCli(io: CliIo = processIo): Command {
       writeErr: (text) => io.err(text.trimEnd()),
     })
     .exitOverride();
-
-  const databaseOption = () =>
-    new Option('--database-url <url>', 'Postgres connection string (default: $DATABASE_URL)');
-  const schemaOption = () =>
-    new Option('--schema <name>', 'schema holding onceflow tables')
-      .default(defaultSchemaName)
-      .argParser(schemaName);
-
-  program
-    .command('migrate')
-    .description("create or update onceflow's tables in the schema")
-    .addOption(databaseOption())
-    .addOption(schemaOption())
-    .action(async (options: { databaseUrl?: string; schema: string }) => {
-      const url = requireSetting(
-        options.databaseUrl ?? io.env.DATABASE_URL,
-        'a database URL',
-        '--database-url',
-        'DATABASE_URL',
-      );
-      const pool = openPool(url, 1);
-      try {
-        const result = await migrate(pool, { schema: options.schema });
-        for (const migration of result.applied)
-          io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
-        io.out(`schema ${result.schema} is at version ${result.version}`);
-      } finally {
-        await pool.end();
-      }
+  migrateCommand(program, io);
+  statusCommand(program, io);
+  relayCommand(program, io);
+  const outbox = program.command('outbox').description('inspect and repair the outbox');
+  outboxParkedCommand(outbox, io);
+  outboxUnparkCommand(outbox, io);
+  const inbox = program.command('inbox').description('inspect the inbox consumers');
+  inboxPositionsCommand(inbox, io);
+  // Subcommand groups stop at the first error too, instead of calling process.exit.
+  for (const group of [outbox, inbox])
+    group.exitOverride().configureOutput({
+      writeOut: (text) => io.out(text.trimEnd()),
+      writeErr: (text) => io.err(text.trimEnd()),
     });
-
-  program
-    .command('status')
-    .description('print the outbox backlog, the age of its oldest event, parked events and relays')
-    .addOption(databaseOption())
-    .addOption(schemaOption())
-    .option('--json', 'print one JSON object')
-    .action(async (options: { databaseUrl?: string; schema: string; json?: boolean }) => {
-      const url = requireSetting(
-        options.databaseUrl ?? io.env.DATABASE_URL,
-        'a database URL',
-        '--database-url',
-        'DATABASE_URL',
-      );
-      const pool = openPool(url, 1);
-      try {
-        const status = await readOutboxStatus(pool, { schema: options.schema });
-        if (options.json) io.out(JSON.stringify({ schema: options.schema, ...status }));
-        else {
-          io.out(`schema:        ${options.schema}`);
-          io.out(`backlog:       ${status.backlog}`);
-          io.out(
-            `oldest age:    ${status.oldestAgeMs === null ? '-' : `${Math.round(status.oldestAgeMs)} ms`}`,
-          );
-          io.out(`parked:        ${status.parked}`);
-          io.out(`live relays:   ${status.liveRelays}`);
-          io.out(`owned lanes:   ${status.ownedLanes}`);
-        }
-      } finally {
-        await pool.end();
-      }
-    });
-
-  program
-    .command('relay')
-    .description('publish the outbox to Kafka until SIGTERM or SIGINT')
-    .addOption(databaseOption())
-    .addOption(schemaOption())
-    .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
-    .option('--batch-size <n>', 'most events per batch', positiveInteger)
-    .option('--poll-interval-ms <ms>', 'polling fallback interval', positiveInteger)
-    .option('--lease-ttl-ms <ms>', 'lane lease lifetime', positiveInteger)
-    .option('--heartbeat-interval-ms <ms>', 'lease renewal interval', positiveInteger)
-    .option('--metrics-interval-ms <ms>', 'interval of the backlog line, 0 for none', positiveInteger, 10_000)
-    .option('--pool-size <n>', 'Postgres connections', positiveInteger, 10)
-    .action(
-      async (options: {
-        databaseUrl?: string;
-        schema: string;
-        brokers?: string;
-        batchSize?: number;
-        pollIntervalMs?: number;
-        leaseTtlMs?: number;
-        heartbeatIntervalMs?: number;
-        metricsIntervalMs: number;
-        poolSize: number;
-      }) => {
-        const url = requireSetting(
-          options.databaseUrl ?? io.env.DATABASE_URL,
-          'a database URL',
-          '--database-url',
-          'DATABASE_URL',
-        );
-        const brokers = requireSetting(
-          options.brokers ?? io.env.KAFKA_BROKERS,
-          'Kafka brokers',
-          '--brokers',
-          'KAFKA_BROKERS',
-        )
-          .split(',')
-          .map((broker) => broker.trim())
-          .filter(Boolean);
-        const pool = openPool(url, options.poolSize);
-        const kafka = new Kafka({ clientId: 'onceflow-relay', brokers, logLevel: logLevel.NOTHING });
-        let published = 0;
-        const signal = waitForSignal();
-        try {
-          const relay = await createOutboxRelay({
-            pool,
-            kafka,
-            schema: options.schema,
-            ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
-            ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
-            ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
-            ...(options.heartbeatIntervalMs === undefined
-              ? {}
-              : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
-            metricsIntervalMs: options.metricsIntervalMs,
-            observer: {
-              onPublished: (batch) => {
-                published += batch.count;
-              },
-              onBacklog: (status) =>
-                io.out(
-                  `backlog=${status.backlog} oldestAgeMs=${status.oldestAgeMs === null ? '-' : Math.round(status.oldestAgeMs)} parked=${status.parked} published=${published}`,
-                ),
-              onParked: (event) =>
-                io.err(`parked event ${event.eventId} (topic ${event.topic}): ${event.error}`),
-              onLaneAcquired: (lane, epoch) => io.out(`lane ${lane} acquired (epoch ${epoch})`),
-              onLaneReleased: (lane, reason) => io.out(`lane ${lane} ${reason}`),
-              onError: (error, context) =>
-                io.err(`${context}: ${error instanceof Error ? error.message : String(error)} (retrying)`),
-            },
-          }).start();
-          io.out(`relay ${relay.relayId} started on schema ${options.schema}`);
-          const received = await signal;
-          io.out(`${received} received, stopping`);
-          await relay.stop();
-          io.out(`relay stopped after publishing ${published} events`);
-        } finally {
-          await pool.end();
-        }
-      },
-    );
-
   return program;
 }
 
@@ -228,7 +45,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('commander.'))
       return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
-    if (error instanceof CliUsageError) {
+    // Invalid flags or settings, whether the CLI or the engine they configure noticed.
+    if (isOnceflowError(error, 'OF_INVALID_OPTIONS') || isOnceflowError(error, 'OF_INVALID_IDENTIFIER')) {
       io.err(`onceflow: ${error.message}`);
       return 2;
     }
@@ -236,7 +54,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       `onceflow: ${isOnceflowError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`,
     );
     // 42P01 undefined_table: the schema was never migrated, which deserves a hint, not just Postgres's words.
-    if (code === '42P01')
+    if (code === '42P01' || isOnceflowError(error, 'OF_SCHEMA_MISMATCH'))
       io.err('onceflow: the schema has no onceflow tables yet; run `onceflow migrate` first');
     return 1;
   }

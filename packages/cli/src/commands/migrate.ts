@@ -1,0 +1,20 @@
+import { createOnceflowAdmin } from '@onceflow/postgres';
+import type { Command } from 'commander';
+import { type CliIo, databaseOption, schemaOption, withPool } from '../io';
+
+/** `onceflow migrate`: creates or updates onceflow's tables in the schema. */
+export function migrateCommand(program: Command, io: CliIo): void {
+  program
+    .command('migrate')
+    .description("create or update onceflow's tables in the schema")
+    .addOption(databaseOption())
+    .addOption(schemaOption())
+    .action(async (options: { databaseUrl?: string; schema: string }) => {
+      await withPool(options, io, 1, async (pool) => {
+        const result = await createOnceflowAdmin({ pool, schema: options.schema }).migrate();
+        for (const migration of result.applied)
+          io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
+        io.out(`schema ${result.schema} is at version ${result.version}`);
+      });
+    });
+}

@@ -1,0 +1,23 @@
+import { createOnceflowAdmin } from '@onceflow/postgres';
+import type { Command } from 'commander';
+import { type CliIo, databaseOption, schemaOption, usageError, withPool } from '../io';
+
+/** `onceflow outbox unpark`: returns parked events to the queue once their cause is fixed. */
+export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
+  outbox
+    .command('unpark')
+    .description('return parked events to the queue once their cause is fixed (e.g. the size limit raised)')
+    .argument('[event-ids...]', 'the events to unpark')
+    .addOption(databaseOption())
+    .addOption(schemaOption())
+    .option('--all', 'unpark every parked event')
+    .action(async (eventIds: string[], options: { databaseUrl?: string; schema: string; all?: boolean }) => {
+      if (options.all === eventIds.length > 0)
+        throw usageError('name the events to unpark, or pass --all (not both)');
+      await withPool(options, io, 1, async (pool) => {
+        const admin = createOnceflowAdmin({ pool, schema: options.schema });
+        const count = await admin.unparkEvents(options.all ? {} : { eventIds });
+        io.out(`unparked ${count} event${count === 1 ? '' : 's'}`);
+      });
+    });
+}

@@ -1,0 +1,106 @@
+import { createKafkajsLogCreator, createOutboxRelay } from '@onceflow/kafkajs';
+import type { Command } from 'commander';
+import { Kafka } from 'kafkajs';
+import {
+  type CliIo,
+  createLineLogger,
+  databaseOption,
+  databaseUrl,
+  type LogLevel,
+  logLevelOption,
+  nonNegativeInteger,
+  openPool,
+  requireSetting,
+  schemaOption,
+  waitForSignal,
+} from '../io';
+
+interface RelayCommandOptions {
+  databaseUrl?: string;
+  schema: string;
+  brokers?: string;
+  batchSize?: number;
+  pollIntervalMs?: number;
+  leaseMs?: number;
+  heartbeatIntervalMs?: number;
+  metricsIntervalMs: number;
+  poolSize: number;
+  logLevel: LogLevel;
+}
+
+/** `onceflow relay`: publishes the outbox to Kafka until SIGTERM or SIGINT. */
+export function relayCommand(program: Command, io: CliIo): void {
+  program
+    .command('relay')
+    .description('publish the outbox to Kafka until SIGTERM or SIGINT')
+    .addOption(databaseOption())
+    .addOption(schemaOption())
+    .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
+    .option('--batch-size <n>', 'most events per batch', nonNegativeInteger)
+    .option('--poll-interval-ms <ms>', 'polling fallback interval', nonNegativeInteger)
+    .option('--lease-ms <ms>', 'lane lease lifetime', nonNegativeInteger)
+    .option('--heartbeat-interval-ms <ms>', 'lease renewal interval', nonNegativeInteger)
+    .option(
+      '--metrics-interval-ms <ms>',
+      'interval of the backlog line, 0 for none',
+      nonNegativeInteger,
+      10_000,
+    )
+    .option('--pool-size <n>', 'Postgres connections', nonNegativeInteger, 10)
+    .addOption(logLevelOption())
+    .action(async (options: RelayCommandOptions) => {
+      const url = databaseUrl(options, io);
+      const brokers = requireSetting(
+        options.brokers ?? io.env.KAFKA_BROKERS,
+        'Kafka brokers',
+        '--brokers',
+        'KAFKA_BROKERS',
+      )
+        .split(',')
+        .map((broker) => broker.trim())
+        .filter(Boolean);
+      const logger = createLineLogger(io.err, options.logLevel);
+      const pool = openPool(url, options.poolSize);
+      // kafkajs's own lines go to the same logger; --log-level decides what is shown.
+      const kafka = new Kafka({
+        clientId: 'onceflow-relay',
+        brokers,
+        logCreator: createKafkajsLogCreator(logger),
+      });
+      let published = 0;
+      const signal = waitForSignal();
+      try {
+        const relay = await createOutboxRelay({
+          pool,
+          kafka,
+          schema: options.schema,
+          logger,
+          ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+          ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+          ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+          ...(options.heartbeatIntervalMs === undefined
+            ? {}
+            : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+          metricsIntervalMs: options.metricsIntervalMs,
+          observer: {
+            onPublished: (batch) => {
+              published += batch.count;
+            },
+            onBacklog: (status) =>
+              io.out(
+                `backlog=${status.backlog} oldestAgeMs=${status.oldestAgeMs === null ? '-' : Math.round(status.oldestAgeMs)} parked=${status.parked} published=${published}`,
+              ),
+            onLaneAcquired: (lane, epoch) => io.out(`lane ${lane} acquired (epoch ${epoch})`),
+            onLaneReleased: (lane, reason) => io.out(`lane ${lane} ${reason}`),
+          },
+        }).start();
+        io.out(`relay ${relay.relayId} started on schema ${options.schema}`);
+        const received = await signal;
+        io.out(`${received} received, stopping`);
+        await relay.stop();
+        io.out(`relay stopped after publishing ${published} events`);
+      } finally {
+        await pool.end();
+      }
+    });
+}
