@@ -5,6 +5,7 @@ export {
   type ClaimOptions,
   createPgIdempotencyKeyStore,
   type IdempotencyKeyRecord,
+  type IdempotencyKeySnapshot,
   type IdempotencyKeyStore,
   type IdempotencyKeyTransaction,
   type KeyClaim,

@@ -97,6 +97,21 @@ export interface AbandonedKey {
   key: string;
 }
 
+/**
+ * A key as read without its lock ({@link IdempotencyKeyStore.peek}): a committed state that may
+ * already be stale when it arrives, except that a completed key stays completed until it expires.
+ */
+export interface IdempotencyKeySnapshot {
+  state: 'in_progress' | 'completed';
+  fingerprint: Buffer;
+  /** The stored response of a completed key; null while in progress. */
+  response: StoredResponse | null;
+  /** True while a process may still be working on an unfinished key. */
+  leaseLive: boolean;
+  /** Milliseconds until the lease runs out; 0 when it has. */
+  leaseRemainingMs: number;
+}
+
 /** Whether {@link IdempotencyKeyStore.claim} waits for a key's lock. */
 export interface ClaimOptions {
   /** Wait for the lock instead of reporting `busy`. */
@@ -118,6 +133,12 @@ export interface IdempotencyKeyStore {
     options: ClaimOptions,
     work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
   ): Promise<T>;
+  /**
+   * Reads a key's committed state without taking its lock and without a transaction, so it never
+   * waits for nor blocks a request running the key. A completed key past its expiry reads as
+   * absent (undefined), as it would when claimed.
+   */
+  peek(scope: string, key: string): Promise<IdempotencyKeySnapshot | undefined>;
   /** Ends the lease of `leaseToken` at once, so a retry may resume without waiting for it to run out. */
   releaseLease(scope: string, key: string, leaseToken: string): Promise<void>;
   /** Unfinished keys whose lease ran out at least `idleMs` ago, oldest first. */
@@ -398,6 +419,39 @@ export function createPgIdempotencyKeyStore(
         options.transaction,
       ),
     claim,
+    async peek(scope, key) {
+      const { rows } = await pool.query<{
+        state: 'in_progress' | 'completed';
+        fingerprint: Buffer;
+        response_status: number | null;
+        response_headers: Record<string, string> | null;
+        response_body: Buffer | null;
+        lease_remaining_ms: number;
+      }>(
+        `SELECT state, fingerprint, response_status, response_headers, response_body,
+                greatest(0, coalesce(extract(epoch FROM (locked_until - now())) * 1000, 0))::float8 AS lease_remaining_ms
+           FROM ${table}
+          WHERE scope = $1 AND key = $2 AND NOT (state = 'completed' AND expires_at <= now())`,
+        [scope, key],
+      );
+      const row = rows[0];
+      if (row === undefined) return undefined;
+      const leaseRemainingMs = Math.max(0, Math.ceil(Number(row.lease_remaining_ms)));
+      return {
+        state: row.state,
+        fingerprint: row.fingerprint,
+        response:
+          row.response_status === null
+            ? null
+            : {
+                status: row.response_status,
+                headers: row.response_headers ?? {},
+                body: row.response_body ?? Buffer.alloc(0),
+              },
+        leaseLive: leaseRemainingMs > 0,
+        leaseRemainingMs,
+      };
+    },
     async releaseLease(scope, key, leaseToken) {
       await pool.query(
         `UPDATE ${table} SET locked_until = now(), updated_at = now()
