@@ -24,6 +24,8 @@ export interface StripeAppOptions extends Partial<FastifyIdempotencyOptions> {
   beforeInsert?: (params: CustomerParams, run: number) => Promise<void> | void;
   /** Called for each response sent, replays and refusals included. */
   onResponse?: (response: SentResponse) => void;
+  /** Called as each request arrives, before onceflow looks at it, with its Idempotency-Key. */
+  onRequest?: (key: string | undefined) => void;
 }
 
 /** The customers table of the Stripe-shaped API, in the test's schema. */
@@ -43,7 +45,7 @@ export async function startStripeApp(
   schema: string,
   options: StripeAppOptions = {},
 ): Promise<{ app: FastifyInstance; url: string; runs: () => number }> {
-  const { beforeInsert, onResponse, ...engineOptions } = options;
+  const { beforeInsert, onResponse, onRequest, ...engineOptions } = options;
   let runs = 0;
   const app = Fastify({ logger: false });
   await app.register(formbody);
@@ -56,6 +58,10 @@ export async function startStripeApp(
     onError: () => undefined,
     ...engineOptions,
   });
+  if (onRequest)
+    app.addHook('onRequest', async (request) => {
+      onRequest(request.headers['idempotency-key'] as string | undefined);
+    });
   if (onResponse)
     app.addHook('onResponse', async (request, reply) => {
       onResponse({
