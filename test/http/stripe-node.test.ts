@@ -83,6 +83,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // A failed test must not leave a handler waiting, or closing its server would wait for it.
+  slowRetryArrived();
+  otherRefused();
   await Promise.all(children.map(({ handle }) => handle.kill()));
   await stripeApp?.app.close();
   await problemApp?.app.close();
