@@ -133,6 +133,27 @@ describe('idempotency engine (in-memory store)', () => {
     await held;
   });
 
+  it("a completed key is replayed even when the principal's in-flight bound refuses new work", async () => {
+    const { engine } = setup({ maxKeysInFlightPerScope: 1 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async (req) => {
+      if (req.key === 'busy') await gate;
+      return { status: 201, body: { key: req.key } };
+    });
+    const first = await engine.handle(request({}, { key: 'done' }), route);
+    const running = engine.handle(request({}, { key: 'busy' }), route);
+    expect((await engine.handle(request({}, { key: 'new' }), route)).status).toBe(429);
+    const replay = await engine.handle(request({}, { key: 'done' }), route);
+    expect(replay.status).toBe(201);
+    expect(replay.body.equals(first.body)).toBe(true);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    release();
+    await running;
+  });
+
   it('a request for a key running in this process waits for its outcome and gets it replayed', async () => {
     const { engine } = setup();
     let release!: () => void;

@@ -104,6 +104,8 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
   let stopped = false;
   /** Requests waiting for a key that another request of this process is running. */
   let waiting = 0;
+  /** Lock-free reads of keys under way; bounded like executions, so refusals stay cheap under load. */
+  let peeking = 0;
 
   function fail(kind: ProblemKind, retryAfterS?: number): HttpResult {
     return errorResponse(
@@ -360,12 +362,16 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     fingerprint: Buffer,
     routeId: string,
   ): Promise<{ answer?: HttpResult; retryAfterS: number }> {
+    if (peeking >= resolved.maxInFlight) return { retryAfterS: 1 };
     let snapshot: Awaited<ReturnType<IdempotencyKeyStore['peek']>>;
+    peeking++;
     try {
       snapshot = await store.peek(scope, key);
     } catch (error) {
       resolved.onError(error, { route: routeId, scope, key });
       return { answer: fail('internal-error'), retryAfterS: 1 };
+    } finally {
+      peeking--;
     }
     if (!snapshot) return { retryAfterS: 1 };
     if (!snapshot.fingerprint.equals(fingerprint)) return { answer: fail('key-reused'), retryAfterS: 1 };
