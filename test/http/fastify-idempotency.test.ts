@@ -209,13 +209,16 @@ describe('Idempotency-Key on a Fastify route (real Postgres, loopback HTTP)', ()
   it('missing key on a required route and malformed keys get 400 problem+json; nothing runs, no key is stored', async () => {
     const runs = executions.charges;
     const keysBefore = await count('idempotency_keys');
-    const cases: Array<Record<string, string>> = [
+    const cases: Array<Record<string, string | string[]>> = [
       {},
       { 'idempotency-key': '' },
       { 'idempotency-key': '""' },
       { 'idempotency-key': '"unterminated' },
       { 'idempotency-key': '"a";param=1' },
-      { 'idempotency-key': 'two, keys' },
+      { 'idempotency-key': '"two", "keys"' },
+      // Two header lines: Node would join them into `one, two`, which must not pass for one key.
+      { 'idempotency-key': ['one', 'two'] },
+      { 'idempotency-key': 'tab\tinside' },
       { 'idempotency-key': 'x'.repeat(256) },
       { 'idempotency-key': `"${'x'.repeat(1000)}"` },
     ];
@@ -231,6 +234,32 @@ describe('Idempotency-Key on a Fastify route (real Postgres, loopback HTTP)', ()
     }
     expect(executions.charges).toBe(runs);
     expect(await count('idempotency_keys')).toBe(keysBefore);
+  });
+
+  it('keys that common clients send are accepted bare, and name the same key as their quoted form', async () => {
+    const keys = [
+      'stripe-node-retry-0d4c8f5e-3f6b-4c51-9d0b-9b7f3f1c2a10',
+      '0d4c8f5e-3f6b-4c51-9d0b-9b7f3f1c2a11',
+      'order 42, try 1',
+    ];
+    for (const key of keys) {
+      const bare = await postJson(
+        url,
+        '/charges',
+        { amount: 42 },
+        { 'idempotency-key': key, 'x-tenant': 'keys' },
+      );
+      expect(bare.status, key).toBe(201);
+      const quoted = await postJson(
+        url,
+        '/charges',
+        { amount: 42 },
+        { 'idempotency-key': `"${key}"`, 'x-tenant': 'keys' },
+      );
+      expect(quoted.headers['idempotent-replayed'], key).toBe('true');
+      expect(quoted.body.equals(bare.body)).toBe(true);
+    }
+    expect(await count('charges', `tenant = 'keys'`)).toBe(keys.length);
   });
 
   it('a key of exactly 255 characters is accepted', async () => {
@@ -271,12 +300,15 @@ describe('Idempotency-Key on a Fastify route (real Postgres, loopback HTTP)', ()
     });
     expect(invalidUtf8.status).toBe(400);
     expect(invalidUtf8.body.toString('utf8')).not.toMatch(/stack|at \//);
+    // Refused bodies answer in the engine's error format, as onceflow's own checks do.
+    expect(json(invalidUtf8)).toMatchObject({ type: 'urn:onceflow:problem:body-invalid', status: 400 });
     const noType = await send(url, {
       path: '/charges',
       headers: { 'idempotency-key': 'hostile-type', 'x-tenant': 'acme' },
       body: '{"amount": 5}',
     });
     expect(noType.status).toBe(415);
+    expect(noType.headers['content-type']).toBe('application/problem+json');
     const loneSurrogate = await send(url, {
       path: '/charges',
       headers: {

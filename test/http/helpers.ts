@@ -10,7 +10,13 @@ export interface WireResponse {
 /** Sends one request with node:http (no client-side normalisation of headers or body). */
 export function send(
   url: string,
-  options: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string },
+  options: {
+    method?: string;
+    path: string;
+    /** An array value is sent as that many header lines. */
+    headers?: Record<string, string | string[]>;
+    body?: Buffer | string;
+  },
 ): Promise<WireResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(options.path, url);
@@ -36,7 +42,7 @@ export function postJson(
   url: string,
   path: string,
   body: unknown,
-  headers: Record<string, string> = {},
+  headers: Record<string, string | string[]> = {},
 ): Promise<WireResponse> {
   return send(url, {
     path,

@@ -71,8 +71,8 @@ describe('idempotency engine (in-memory store)', () => {
     expect((await engine.handle(request({}, { headers: { 'x-currency': 'eur' } }), route)).status).toBe(200);
   });
 
-  it('a second request while the first runs gets 409 with Retry-After; scopes are isolated', async () => {
-    const { engine } = setup();
+  it('with inFlightWaitMs 0, a second request while the first runs gets 409 with Retry-After at once (Stripe); scopes are isolated', async () => {
+    const { engine } = setup({ inFlightWaitMs: 0 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -87,11 +87,201 @@ describe('idempotency engine (in-memory store)', () => {
     const busy = await engine.handle(request({}), route);
     expect(busy.status).toBe(409);
     expect(busy.headers['retry-after']).toBe('1');
+    expect(busy.headers['stripe-should-retry']).toBe('true');
     const otherTenant = await engine.handle(request({}, { scope: 'tenant-2' }), route);
     expect(JSON.parse(otherTenant.body.toString())).toEqual({ scope: 'tenant-2' });
     release();
     expect(JSON.parse((await first).body.toString())).toEqual({ scope: 'tenant-1' });
     expect(runs).toBe(2);
+  });
+
+  it('a completed key is replayed to 20 concurrent duplicates in one process: none waits for a slot or gets 409', async () => {
+    const { engine, store } = setup({ inFlightWaitMs: 0 });
+    let runs = 0;
+    const route = defineRoute('POST /pay', async () => ({ status: 201, body: { run: ++runs } }));
+    const first = await engine.handle(request({ a: 1 }), route);
+    const replays = await Promise.all(
+      Array.from({ length: 20 }, () => engine.handle(request({ a: 1 }), route)),
+    );
+    expect(replays.map((r) => r.status)).toEqual(Array(20).fill(201));
+    for (const replay of replays) {
+      expect(replay.body.equals(first.body)).toBe(true);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+    }
+    expect(runs).toBe(1);
+    // Those that found the key's slot taken were answered from a lock-free read.
+    expect(store.peeks).toBeGreaterThan(0);
+  });
+
+  it("a completed key is replayed while another process holds the key's lock", async () => {
+    const { engine, store } = setup({ inFlightWaitMs: 0 });
+    const route = defineRoute('POST /pay', async () => ({ status: 201, body: 'made' }));
+    const first = await engine.handle(request({}), route);
+    let release!: () => void;
+    const held = store.claim('tenant-1', 'key-1', { wait: false }, async () => {
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    const replay = await engine.handle(request({}), route);
+    expect(replay.status).toBe(201);
+    expect(replay.body.equals(first.body)).toBe(true);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    // Another request under the same key is still judged against the stored one.
+    expect((await engine.handle(request({ other: true }), route)).status).toBe(422);
+    release();
+    await held;
+  });
+
+  it("a completed key is replayed even when the principal's in-flight bound refuses new work", async () => {
+    const { engine } = setup({ maxKeysInFlightPerScope: 1 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async (req) => {
+      if (req.key === 'busy') await gate;
+      return { status: 201, body: { key: req.key } };
+    });
+    const first = await engine.handle(request({}, { key: 'done' }), route);
+    const running = engine.handle(request({}, { key: 'busy' }), route);
+    expect((await engine.handle(request({}, { key: 'new' }), route)).status).toBe(429);
+    const replay = await engine.handle(request({}, { key: 'done' }), route);
+    expect(replay.status).toBe(201);
+    expect(replay.body.equals(first.body)).toBe(true);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    release();
+    await running;
+  });
+
+  it('a request for a key running in this process waits for its outcome and gets it replayed', async () => {
+    const { engine } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let runs = 0;
+    const route = defineRoute('POST /pay', async () => {
+      runs++;
+      await gate;
+      return { status: 201, body: { run: runs } };
+    });
+    const first = engine.handle(request({}), route);
+    const second = engine.handle(request({}), route);
+    const otherBody = engine.handle(request({ other: true }), route);
+    release();
+    const [a, b, c] = await Promise.all([first, second, otherBody]);
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(201);
+    expect(b.headers['idempotent-replayed']).toBe('true');
+    expect(b.body.equals(a.body)).toBe(true);
+    expect(c.status).toBe(422);
+    expect(runs).toBe(1);
+  });
+
+  it('the wait is bounded by inFlightWaitMs: then 409, and the running request is unaffected', async () => {
+    const { engine } = setup({ inFlightWaitMs: 20 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async () => {
+      await gate;
+      return { status: 200, body: 'ok' };
+    });
+    const first = engine.handle(request({}), route);
+    const waited = await engine.handle(request({}), route);
+    expect(waited.status).toBe(409);
+    expect(waited.headers['retry-after']).toBe('1');
+    release();
+    expect((await first).status).toBe(200);
+  });
+
+  it('a waiting request whose running request released the key (5xx) runs the request itself', async () => {
+    const { engine } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let runs = 0;
+    const route = defineRoute('POST /pay', async () => {
+      runs++;
+      if (runs === 1) {
+        await gate;
+        return { status: 503, body: 'try later' };
+      }
+      return { status: 201, body: 'made' };
+    });
+    const first = engine.handle(request({}), route);
+    const second = engine.handle(request({}), route);
+    release();
+    expect((await first).status).toBe(503);
+    const retried = await second;
+    expect(retried.status).toBe(201);
+    expect(retried.headers['idempotent-replayed']).toBeUndefined();
+    expect(runs).toBe(2);
+  });
+
+  it('stop() ends waiting requests at once with 503 and waits for the running one', async () => {
+    const { engine } = setup({ inFlightWaitMs: 600_000 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async () => {
+      await gate;
+      return { status: 200 };
+    });
+    const first = engine.handle(request({}), route);
+    const waiting = engine.handle(request({}), route);
+    // Let the second request reach its wait before stopping.
+    await new Promise((resolve) => setImmediate(resolve));
+    const stopped = engine.stop();
+    expect((await waiting).status).toBe(503);
+    release();
+    await stopped;
+    expect((await first).status).toBe(200);
+  });
+
+  it("errorFormat 'stripe' answers onceflow's problems in Stripe's shape and statuses, with Stripe-Should-Retry", async () => {
+    const { engine } = setup({ errorFormat: 'stripe', inFlightWaitMs: 0 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const route = defineRoute('POST /pay', async (req) => {
+      if ((req.body as { slow?: boolean }).slow) await gate;
+      return { status: 200, body: 'ok' };
+    });
+    const body = (r: { body: Buffer }) => JSON.parse(r.body.toString());
+    await engine.handle(request({}), route);
+    const reused = await engine.handle(request({ other: 1 }), route);
+    expect(reused.status).toBe(400);
+    expect(reused.headers['content-type']).toBe('application/json');
+    expect(reused.headers['stripe-should-retry']).toBe('false');
+    expect(body(reused)).toEqual({
+      error: {
+        type: 'idempotency_error',
+        code: 'idempotency_key_reused',
+        message: 'Idempotency-Key was already used with a different request',
+      },
+    });
+    const running = engine.handle(request({ slow: true }, { key: 'slow' }), route);
+    const busy = await engine.handle(request({ slow: true }, { key: 'slow' }), route);
+    expect(busy.status).toBe(409);
+    expect(busy.headers['stripe-should-retry']).toBe('true');
+    expect(body(busy).error).toMatchObject({ type: 'invalid_request_error', code: 'idempotency_key_in_use' });
+    release();
+    await running;
+    const malformed = engine.admit('"unterminated', route);
+    expect(malformed.ok).toBe(false);
+    if (!malformed.ok) {
+      expect(malformed.response.status).toBe(400);
+      expect(body(malformed.response).error.type).toBe('idempotency_error');
+    }
+    const noScope = await engine.handle(request({}, { scope: '' }), route);
+    expect(noScope.status).toBe(401);
+    expect(body(noScope).error.type).toBe('authentication_error');
   });
 
   it('throws and 5xx roll back and release the key; 4xx is stored; release: true is not stored', async () => {
@@ -235,6 +425,9 @@ describe('idempotency engine (in-memory store)', () => {
       { retentionHours: 0.5 },
       { maxKeyLength: 300 },
       { bodyLimitBytes: -1 },
+      { inFlightWaitMs: -1 },
+      { inFlightWaitMs: 1.5 },
+      { errorFormat: 'xml' as 'stripe' },
     ]) {
       let caught: unknown;
       try {

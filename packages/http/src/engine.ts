@@ -6,12 +6,13 @@ import {
   type IdempotencyKeyStore,
   type IdempotencyKeyTransaction,
   type StoredRequest,
+  type StoredResponse,
 } from '@onceflow/postgres';
 import { FingerprintError, requestFingerprint } from './fingerprint';
 import { parseIdempotencyKey, replayedHeader } from './key-header';
 import { InFlightLimiter } from './limiter';
 import { type IdempotencyEngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options';
-import { problemResponse } from './problem';
+import { errorResponse, type ProblemKind } from './problem';
 import { type HttpResult, serializeResponse } from './response';
 import {
   type IdempotentRequest,
@@ -44,9 +45,12 @@ export interface IdempotencyEngine extends StartedHandle {
   readonly routes: ReadonlyMap<string, RouteSpec>;
   /** Finishes an abandoned multi-phase request from its last recovery point, if it is still abandoned. */
   resume(scope: string, key: string): Promise<ResumeOutcome>;
+  /** onceflow's answer for a problem, in this engine's `errorFormat`; adapters use it for refused bodies. */
+  errorResponse(kind: ProblemKind, options?: { retryAfterS?: number }): HttpResult;
 }
 
 type Step =
+  | { type: 'locked' }
   | { type: 'busy'; retryAfterS: number }
   | { type: 'mismatch' }
   | { type: 'replay'; response: HttpResult }
@@ -96,7 +100,25 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
   const routes = new Map<string, RouteSpec>();
   const running = new Set<Promise<unknown>>();
   const retentionMs = resolved.retentionHours * 3_600_000;
+  const stopping = new AbortController();
   let stopped = false;
+  /** Requests waiting for a key that another request of this process is running. */
+  let waiting = 0;
+  /** Lock-free reads of keys under way; bounded like executions, so refusals stay cheap under load. */
+  let peeking = 0;
+
+  function fail(kind: ProblemKind, retryAfterS?: number): HttpResult {
+    return errorResponse(
+      kind,
+      retryAfterS === undefined
+        ? { format: resolved.errorFormat }
+        : { format: resolved.errorFormat, retryAfterS },
+    );
+  }
+
+  function replayOf(response: StoredResponse): HttpResult {
+    return { ...response, headers: { ...response.headers, [replayedHeader]: 'true' } };
+  }
 
   function storedRequest(
     request: IdempotentRequest,
@@ -202,7 +224,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     try {
       let target: { request: IdempotentRequest; route: RouteSpec } | undefined;
       let step: Step = await store.claim(scope, key, { wait: false }, async (claim, tx) => {
-        if (claim.status === 'busy') return { type: 'busy', retryAfterS: 1 };
+        if (claim.status === 'busy') return { type: 'locked' };
         const record = claim.status === 'found' ? claim.record : undefined;
         target = resolve(record);
         if (!target) return { type: 'skip' };
@@ -261,23 +283,16 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
         });
       }
       switch (step.type) {
+        case 'locked':
+          return { step, response: fail('request-in-progress', 1) };
         case 'busy':
-          return {
-            step,
-            response: problemResponse('request-in-progress', { retryAfterS: step.retryAfterS }),
-          };
+          return { step, response: fail('request-in-progress', step.retryAfterS) };
         case 'lost':
-          return {
-            step,
-            response: problemResponse('request-in-progress', { retryAfterS: resolved.leaseMs / 1000 }),
-          };
+          return { step, response: fail('request-in-progress', resolved.leaseMs / 1000) };
         case 'mismatch':
-          return { step, response: problemResponse('key-reused') };
+          return { step, response: fail('key-reused') };
         case 'replay':
-          return {
-            step,
-            response: { ...step.response, headers: { ...step.response.headers, [replayedHeader]: 'true' } },
-          };
+          return { step, response: replayOf(step.response) };
         case 'done':
           return { step, response: step.response };
         default:
@@ -326,7 +341,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     } catch (error) {
       if (error instanceof Released) return error.response;
       resolved.onError(error, { route: route.id, scope: request.scope, key: undefined });
-      return problemResponse('internal-error');
+      return fail('internal-error');
     }
   }
 
@@ -336,15 +351,85 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     return work;
   }
 
+  /**
+   * The key's committed state, read without its lock: the stored response of a completed key, or
+   * 422 for another request under a known key. No answer while the key is open (absent or in
+   * progress); `retryAfterS` then tells how long a live lease of another process still runs.
+   */
+  async function lookup(
+    scope: string,
+    key: string,
+    fingerprint: Buffer,
+    routeId: string,
+  ): Promise<{ answer?: HttpResult; retryAfterS: number }> {
+    if (peeking >= resolved.maxInFlight) return { retryAfterS: 1 };
+    let snapshot: Awaited<ReturnType<IdempotencyKeyStore['peek']>>;
+    peeking++;
+    try {
+      snapshot = await store.peek(scope, key);
+    } catch (error) {
+      resolved.onError(error, { route: routeId, scope, key });
+      return { answer: fail('internal-error'), retryAfterS: 1 };
+    } finally {
+      peeking--;
+    }
+    if (!snapshot) return { retryAfterS: 1 };
+    if (!snapshot.fingerprint.equals(fingerprint)) return { answer: fail('key-reused'), retryAfterS: 1 };
+    if (snapshot.state === 'completed' && snapshot.response)
+      return { answer: replayOf(snapshot.response), retryAfterS: 1 };
+    return { retryAfterS: snapshot.leaseLive ? snapshot.leaseRemainingMs / 1000 : 1 };
+  }
+
+  async function handleKeyed(
+    request: IdempotentRequest,
+    route: RouteSpec,
+    scope: string,
+    key: string,
+    fingerprint: Buffer,
+  ): Promise<HttpResult> {
+    const deadline = Date.now() + resolved.inFlightWaitMs;
+    for (;;) {
+      const admission = limiter.enter(scope, key);
+      if (admission === 'admitted') {
+        let result: Awaited<ReturnType<typeof runKeyed>>;
+        try {
+          result = await runKeyed(scope, key, fingerprint, () => ({ request, route }));
+        } finally {
+          limiter.leave(scope, key);
+        }
+        if (result.step.type !== 'locked') return result.response ?? fail('internal-error');
+        // Another process holds the key's lock: it may be running the key, or replaying it.
+        const stored = await lookup(scope, key, fingerprint, route.id);
+        return stored.answer ?? fail('request-in-progress', stored.retryAfterS);
+      }
+      // A completed key needs no slot and no lock: whatever runs here, its stored response is the answer.
+      const stored = await lookup(scope, key, fingerprint, route.id);
+      if (stored.answer) return stored.answer;
+      if (admission === 'flood') return fail('too-many-requests', 1);
+      if (admission === 'full') return fail('unavailable', 1);
+      // The key is running in this process: wait for its outcome, then look again.
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0 || waiting >= resolved.maxInFlight)
+        return fail('request-in-progress', stored.retryAfterS);
+      waiting++;
+      try {
+        await limiter.settled(scope, key, remainingMs, stopping.signal);
+      } finally {
+        waiting--;
+      }
+      if (stopped) return fail('unavailable', 1);
+    }
+  }
+
   async function handle(request: IdempotentRequest, route: RouteSpec): Promise<HttpResult> {
-    if (stopped) return problemResponse('unavailable', { retryAfterS: 1 });
+    if (stopped) return fail('unavailable', 1);
     const { key, scope } = request;
     if (key === undefined) {
-      if (route.required) return problemResponse('key-missing');
+      if (route.required) return fail('key-missing');
       return track(runUnkeyed(request, route));
     }
     // Without a principal, keys of different clients would meet in one scope.
-    if (typeof scope !== 'string' || scope.length === 0) return problemResponse('scope-missing');
+    if (typeof scope !== 'string' || scope.length === 0) return fail('scope-missing');
     let fingerprint: Buffer;
     try {
       fingerprint = requestFingerprint(request, [
@@ -352,19 +437,10 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
         ...route.fingerprintHeaders,
       ]);
     } catch (error) {
-      if (error instanceof FingerprintError) return problemResponse('body-invalid');
+      if (error instanceof FingerprintError) return fail('body-invalid');
       throw error;
     }
-    const admission = limiter.enter(scope, key);
-    if (admission === 'duplicate') return problemResponse('request-in-progress', { retryAfterS: 1 });
-    if (admission === 'flood') return problemResponse('too-many-requests', { retryAfterS: 1 });
-    if (admission === 'full') return problemResponse('unavailable', { retryAfterS: 1 });
-    try {
-      const { response } = await track(runKeyed(scope, key, fingerprint, () => ({ request, route })));
-      return response ?? problemResponse('internal-error');
-    } finally {
-      limiter.leave(scope, key);
-    }
+    return track(handleKeyed(request, route, scope, key, fingerprint));
   }
 
   async function resume(scope: string, key: string): Promise<ResumeOutcome> {
@@ -403,9 +479,8 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       maxKeyLength: resolved.maxKeyLength,
       acceptUnquoted: resolved.acceptUnquotedKeys,
     });
-    if (!parsed.ok) return { ok: false, response: problemResponse('key-malformed') };
-    if (parsed.key === undefined && route.required)
-      return { ok: false, response: problemResponse('key-missing') };
+    if (!parsed.ok) return { ok: false, response: fail('key-malformed') };
+    if (parsed.key === undefined && route.required) return { ok: false, response: fail('key-missing') };
     return { ok: true, key: parsed.key };
   }
 
@@ -419,9 +494,13 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     register(route: RouteSpec): void {
       routes.set(route.id, route);
     },
+    errorResponse: (kind: ProblemKind, options: { retryAfterS?: number } = {}) =>
+      fail(kind, options.retryAfterS),
   };
   return createStoppable(engine, async () => {
     stopped = true;
+    // Waiting requests give up at once and answer 503 instead of holding stop() for inFlightWaitMs.
+    stopping.abort();
     await Promise.allSettled([...running]);
   });
 }

@@ -10,6 +10,7 @@ describe('@onceflow/http public surface', () => {
       'defaultIdempotencyEngineOptions',
       'defaultReaperOptions',
       'defineRoute',
+      'errorResponse',
       'idempotency',
       'idempotencyKeyHeader',
       'idempotent',

@@ -1,5 +1,6 @@
 import { createStoppable } from '@onceflow/core';
 import type {
+  FastifyError,
   FastifyInstance,
   FastifyReply,
   FastifyRequest,
@@ -10,9 +11,9 @@ import type {
 import fp from 'fastify-plugin';
 import { type CompleterOptions, startIdempotencyCompleter } from './completer';
 import { createIdempotencyEngine, type IdempotencyEngine } from './engine';
-import { idempotencyKeyHeader } from './key-header';
+import { keyHeaderLines } from './key-header';
 import type { IdempotencyEngineOptions } from './options';
-import { problemResponse } from './problem';
+import { type ProblemKind, problemResponse } from './problem';
 import { type ReaperOptions, startIdempotencyReaper } from './reaper';
 import type { HttpResult } from './response';
 import {
@@ -22,7 +23,7 @@ import {
   type IdempotentRequest,
   type IdempotentRouteOptions,
 } from './route';
-import { createUtf8Check, isTextContentType } from './utf8-check';
+import { createUtf8Check, InvalidUtf8Error, utf8CheckOf } from './utf8-check';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -60,6 +61,22 @@ interface WrappedHandler {
 const admittedKeys = new WeakMap<FastifyRequest, string | undefined>();
 const scopeFunctions = new WeakMap<IdempotencyEngine, (request: FastifyRequest) => string | undefined>();
 
+// Fastify's own refusals of a body, answered in the engine's error format like onceflow's checks.
+const bodyErrorKinds: Record<string, ProblemKind> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'body-invalid',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'body-invalid',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'body-invalid',
+};
+
+function bodyProblemOf(error: FastifyError): ProblemKind | undefined {
+  if (error instanceof InvalidUtf8Error) return 'body-invalid';
+  return typeof error.code === 'string' && Object.hasOwn(bodyErrorKinds, error.code)
+    ? bodyErrorKinds[error.code]
+    : undefined;
+}
+
 function routeIdOf(method: string, url: string): string {
   return `${method.toUpperCase()} ${url}`;
 }
@@ -96,14 +113,14 @@ export function idempotent<Body = unknown>(
       request.log.error(
         `onceflow: route ${id} uses idempotent() but the idempotency plugin is not registered before it`,
       );
-      return sendResult(reply, problemResponse('internal-error'));
+      return sendResult(reply, (engine?.errorResponse ?? problemResponse)('internal-error'));
     }
     let scope: string | undefined;
     try {
       scope = scopeFunctions.get(engine)?.(request);
     } catch (error) {
       request.log.error(error, 'onceflow: idempotency scope function threw');
-      return sendResult(reply, problemResponse('internal-error'));
+      return sendResult(reply, engine.errorResponse('internal-error'));
     }
     const input: IdempotentRequest = {
       method: request.method.toUpperCase(),
@@ -150,12 +167,14 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
   const admit: onRequestHookHandler = async (request, reply) => {
     const route = engine.routes.get(routeIdOf(request.method, request.routeOptions.url ?? request.url));
     if (!route) return;
-    const admission = engine.admit(request.headers[idempotencyKeyHeader], route);
+    const admission = engine.admit(keyHeaderLines(request.raw), route);
     if (!admission.ok) return sendResult(reply, admission.response);
     admittedKeys.set(request, admission.key);
   };
-  const checkUtf8: preParsingHookHandler = async (request, _reply, payload) =>
-    isTextContentType(request.headers['content-type']) ? payload.pipe(createUtf8Check()) : payload;
+  const checkUtf8: preParsingHookHandler = async (request, _reply, payload) => {
+    const kind = utf8CheckOf(request.headers['content-type']);
+    return kind ? payload.pipe(createUtf8Check(kind)) : payload;
+  };
 
   fastify.addHook('onRoute', (routeOptions: RouteOptions) => {
     const spec = (routeOptions.handler as Partial<WrappedHandler>)[specSymbol];
@@ -170,6 +189,15 @@ async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptio
     // run before the body is read.
     routeOptions.onRequest = [...asArray(routeOptions.onRequest), admit];
     routeOptions.preParsing = [...asArray(routeOptions.preParsing), checkUtf8];
+    // Refused bodies answer in the engine's error format; any other error goes to the route's own
+    // error handler, or (rethrown) to the app's.
+    const routeErrorHandler = routeOptions.errorHandler;
+    routeOptions.errorHandler = function (this: FastifyInstance, error, request, reply) {
+      const kind = bodyProblemOf(error);
+      if (kind) return sendResult(reply, engine.errorResponse(kind));
+      if (routeErrorHandler) return routeErrorHandler.call(this, error, request, reply);
+      throw error;
+    };
   });
 }
 

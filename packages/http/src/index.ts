@@ -25,7 +25,14 @@ export {
   type PhaseCommitInfo,
   type ResolvedEngineOptions,
 } from './options';
-export { type ProblemKind, problemResponse, problemTypes, problemTypeUri } from './problem';
+export {
+  type ErrorFormat,
+  errorResponse,
+  type ProblemKind,
+  problemResponse,
+  problemTypes,
+  problemTypeUri,
+} from './problem';
 export {
   defaultReaperOptions,
   type IdempotencyReaper,

@@ -5,6 +5,7 @@ import type { OutboxEvent } from '@onceflow/core';
 import type {
   ClaimOptions,
   IdempotencyKeyRecord,
+  IdempotencyKeySnapshot,
   IdempotencyKeyStore,
   IdempotencyKeyTransaction,
   KeyClaim,
@@ -169,6 +170,22 @@ export class MemoryKeyStore implements IdempotencyKeyStore {
           });
         });
       },
+    };
+  }
+
+  peeks = 0;
+
+  async peek(scope: string, key: string): Promise<IdempotencyKeySnapshot | undefined> {
+    this.peeks++;
+    const row = this.rows.get(`${scope}\u0000${key}`);
+    if (!row || (row.state === 'completed' && row.expiresAt <= this.now)) return undefined;
+    const remaining = row.lockedUntil === null ? 0 : Math.max(0, row.lockedUntil - this.now);
+    return {
+      state: row.state,
+      fingerprint: row.fingerprint,
+      response: row.response,
+      leaseLive: remaining > 0,
+      leaseRemainingMs: remaining,
     };
   }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyEngine } from './engine';
-import { idempotencyKeyHeader } from './key-header';
-import { type ProblemKind, problemResponse } from './problem';
+import { keyHeaderLines } from './key-header';
+import type { ProblemKind } from './problem';
 import type { HttpResult } from './response';
 import {
   defineRoute,
@@ -10,7 +10,7 @@ import {
   type IdempotentRequest,
   type IdempotentRouteOptions,
 } from './route';
-import { decodeUtf8Strict, InvalidUtf8Error, isTextContentType } from './utf8-check';
+import { decodeUtf8Strict, InvalidUtf8Error, parseFormStrict, utf8CheckOf } from './utf8-check';
 
 /** Options of {@link idempotentListener}. */
 export interface NodeIdempotentRouteOptions extends IdempotentRouteOptions {
@@ -73,7 +73,9 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
 function parseBody(contentType: string | undefined, bytes: Buffer): unknown {
   if (bytes.length === 0) return undefined;
   if (!contentType) throw new BodyProblem('unsupported-media-type');
-  if (!isTextContentType(contentType)) return bytes;
+  const check = utf8CheckOf(contentType);
+  if (check === undefined) return bytes;
+  if (check === 'form') return parseFormStrict(bytes);
   const text = decodeUtf8Strict(bytes);
   const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
   if (type === 'application/json' || type.endsWith('+json')) {
@@ -89,7 +91,7 @@ function parseBody(contentType: string | undefined, bytes: Buffer): unknown {
 /**
  * A `node:http` request listener, also usable as an Express route handler, that runs `handler`
  * (or a map of atomic phases) under the Idempotency-Key protocol. Reads and parses the body
- * itself (JSON, text, or raw bytes), unless a body parser already set `req.body`.
+ * itself (JSON, text, form fields, or raw bytes), unless a body parser already set `req.body`.
  */
 export function idempotentListener<Body = unknown>(
   engine: IdempotencyEngine,
@@ -106,7 +108,7 @@ export function idempotentListener<Body = unknown>(
   const scopeOf = options.scope ?? (() => 'default');
 
   async function run(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const admission = engine.admit(request.headers[idempotencyKeyHeader], route);
+    const admission = engine.admit(keyHeaderLines(request), route);
     if (!admission.ok) return send(response, admission.response, true);
     const preParsed = (request as { body?: unknown }).body;
     let body: unknown = preParsed;
@@ -125,7 +127,7 @@ export function idempotentListener<Body = unknown>(
               : undefined;
         if (!kind) throw error;
         // The rest of an oversized body is never read: close the connection instead.
-        return send(response, problemResponse(kind), kind === 'body-too-large');
+        return send(response, engine.errorResponse(kind), kind === 'body-too-large');
       }
     }
     const headers: Record<string, string | undefined> = {};
@@ -150,7 +152,7 @@ export function idempotentListener<Body = unknown>(
     run(request, response).catch((error: unknown) => {
       engine.options.onError(error, { route: route.id, scope: '', key: undefined });
       if (next) next(error);
-      else if (!response.headersSent) send(response, problemResponse('internal-error'));
+      else if (!response.headersSent) send(response, engine.errorResponse('internal-error'));
       else response.destroy();
     });
   };

@@ -1,6 +1,7 @@
 import { checkDurationMs, invalidOptions } from '@onceflow/core';
 import type { IdempotencyKeyStore } from '@onceflow/postgres';
 import type { Pool } from 'pg';
+import type { ErrorFormat } from './problem';
 
 /** Observation point after a phase's transaction committed with its recovery point. */
 export interface PhaseCommitInfo {
@@ -31,7 +32,11 @@ export interface IdempotencyEngineOptions {
   bodyLimitBytes?: number;
   /** Longest key accepted, in characters. Default: 255. */
   maxKeyLength?: number;
-  /** Accept a bare (unquoted) key such as `Idempotency-Key: 8e03...` besides the sf-string `"8e03..."`. Default: true. */
+  /**
+   * Accept a bare key such as `Idempotency-Key: order 42, try 1` (the header's whole value, printable
+   * ASCII, not starting with `"`) besides the draft's sf-string `"order 42, try 1"`; both name the
+   * same key. Stripe's SDKs send bare keys. Default: true.
+   */
   acceptUnquotedKeys?: boolean;
   /** Request headers (lower case) that are part of the fingerprint on every route. Default: none. */
   fingerprintHeaders?: string[];
@@ -44,6 +49,20 @@ export interface IdempotencyEngineOptions {
   maxInFlight?: number;
   /** Distinct keys in flight per scope in this process; beyond it requests get 429. Default: 32. */
   maxKeysInFlightPerScope?: number;
+  /**
+   * How long a request for a key that a request in this process is running waits for that outcome
+   * (and then gets it replayed) before answering 409, in milliseconds; 0 answers 409 at once, as
+   * Stripe does. A waiting request holds no database connection. A key running in another process
+   * is answered 409 at once. Default: 5 000.
+   */
+  inFlightWaitMs?: number;
+  /**
+   * Shape of onceflow's own error answers (key problems, refused bodies, 409, 429, 5xx):
+   * `problem+json` (RFC 9457), or `stripe` (`{"error":{"type","code","message"}}` with Stripe's
+   * statuses), which Stripe's SDKs raise as their typed errors. Handler responses are never
+   * changed. Default: `problem+json`.
+   */
+  errorFormat?: ErrorFormat;
   /** Called after each phase commits a recovery point (metrics, fault injection in tests). Default: none. */
   afterPhaseCommit?: (info: PhaseCommitInfo) => void | Promise<void>;
   /** Receives handler and database errors; clients only ever see a generic problem. Default: `console.error`. */
@@ -62,6 +81,8 @@ export const defaultIdempotencyEngineOptions = Object.freeze({
   releaseOn: (status: number): boolean => status >= 500,
   maxInFlight: 1024,
   maxKeysInFlightPerScope: 32,
+  inFlightWaitMs: 5_000,
+  errorFormat: 'problem+json' as ErrorFormat,
   onError: (error: unknown, info: { route: string; scope: string; key: string | undefined }): void => {
     console.error(`onceflow idempotency: request failed on ${info.route}`, error);
   },
@@ -97,6 +118,16 @@ export function resolveEngineOptions(options: IdempotencyEngineOptions): Resolve
   positive('maxKeyLength', resolved.maxKeyLength);
   positive('maxInFlight', resolved.maxInFlight);
   positive('maxKeysInFlightPerScope', resolved.maxKeysInFlightPerScope);
+  if (!Number.isInteger(resolved.inFlightWaitMs) || resolved.inFlightWaitMs < 0)
+    invalidOptions(
+      'idempotency',
+      `inFlightWaitMs must be an integer >= 0 (got ${resolved.inFlightWaitMs}); 0 answers 409 at once`,
+    );
+  if (resolved.errorFormat !== 'problem+json' && resolved.errorFormat !== 'stripe')
+    invalidOptions(
+      'idempotency',
+      `errorFormat must be 'problem+json' or 'stripe' (got ${JSON.stringify(resolved.errorFormat)})`,
+    );
   if (resolved.maxKeyLength > 255)
     invalidOptions(
       'idempotency',

@@ -4,6 +4,7 @@ export type {
   AbandonedKey,
   ClaimOptions,
   IdempotencyKeyRecord,
+  IdempotencyKeySnapshot,
   IdempotencyKeyStore,
   IdempotencyKeyTransaction,
   KeyClaim,

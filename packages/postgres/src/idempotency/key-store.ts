@@ -94,6 +94,21 @@ export interface AbandonedKey {
   key: string;
 }
 
+/**
+ * A key as read without its lock ({@link IdempotencyKeyStore.peek}): a committed state that may
+ * already be stale when it arrives, except that a completed key stays completed until it expires.
+ */
+export interface IdempotencyKeySnapshot {
+  state: 'in_progress' | 'completed';
+  fingerprint: Buffer;
+  /** The stored response of a completed key; null while in progress. */
+  response: StoredResponse | null;
+  /** True while a process may still be working on an unfinished key. */
+  leaseLive: boolean;
+  /** Milliseconds until the lease runs out; 0 when it has. */
+  leaseRemainingMs: number;
+}
+
 /** Whether {@link IdempotencyKeyStore.claim} waits for a key's lock. */
 export interface ClaimOptions {
   /** Wait for the lock instead of reporting `busy`. */
@@ -115,6 +130,12 @@ export interface IdempotencyKeyStore {
     options: ClaimOptions,
     work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
   ): Promise<T>;
+  /**
+   * Reads a key's committed state without taking its lock and without a transaction, so it never
+   * waits for nor blocks a request running the key. A completed key past its expiry reads as
+   * absent (undefined), as it would when claimed.
+   */
+  peek(scope: string, key: string): Promise<IdempotencyKeySnapshot | undefined>;
   /** Ends the lease of `leaseToken` at once, so a retry may resume without waiting for it to run out. */
   releaseLease(scope: string, key: string, leaseToken: string): Promise<void>;
   /** Unfinished keys whose lease ran out at least `idleMs` ago, oldest first. */

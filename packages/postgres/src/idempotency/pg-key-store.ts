@@ -53,6 +53,39 @@ export function createPgIdempotencyKeyStore(
           if ((error as { code?: unknown }).code === '26000') statements.forget(client);
         },
       ),
+    async peek(scope, key) {
+      const { rows } = await pool.query<{
+        state: 'in_progress' | 'completed';
+        fingerprint: Buffer;
+        response_status: number | null;
+        response_headers: Record<string, string> | null;
+        response_body: Buffer | null;
+        lease_remaining_ms: number;
+      }>(
+        `SELECT state, fingerprint, response_status, response_headers, response_body,
+                greatest(0, coalesce(extract(epoch FROM (locked_until - now())) * 1000, 0))::float8 AS lease_remaining_ms
+           FROM ${table}
+          WHERE scope = $1 AND key = $2 AND NOT (state = 'completed' AND expires_at <= now())`,
+        [scope, key],
+      );
+      const row = rows[0];
+      if (row === undefined) return undefined;
+      const leaseRemainingMs = Math.max(0, Math.ceil(Number(row.lease_remaining_ms)));
+      return {
+        state: row.state,
+        fingerprint: row.fingerprint,
+        response:
+          row.response_status === null
+            ? null
+            : {
+                status: row.response_status,
+                headers: row.response_headers ?? {},
+                body: row.response_body ?? Buffer.alloc(0),
+              },
+        leaseLive: leaseRemainingMs > 0,
+        leaseRemainingMs,
+      };
+    },
     async releaseLease(scope, key, leaseToken) {
       await pool.query(
         `UPDATE ${table} SET locked_until = now(), updated_at = now()
