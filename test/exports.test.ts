@@ -81,6 +81,7 @@ describe('public surface', () => {
       'createKafkajsConsumerTransport',
       'createKafkajsPublisherTransport',
       'createOutboxRelay',
+      'defaultKafkajsConsumerConfig',
       'defaultKafkajsPublisherOptions',
     ]);
   });
