@@ -1,4 +1,5 @@
 import type { MessageHeaders } from './envelope';
+import type { OnceflowError } from './errors';
 
 /** One record as a consumer transport delivers it, before onceflow resolves its id. */
 export interface TransportMessage {
@@ -17,17 +18,34 @@ export interface TransportBatch {
   readonly topic: string;
   readonly partition: number;
   readonly messages: readonly TransportMessage[];
+  /**
+   * The partition's high watermark as the fetch saw it (decimal string): no consumer can have read
+   * past it. A stored position above it means the log is not the one the position was taken on (topic
+   * recreated, database restored). Optional: without it the engine cannot detect that case.
+   */
+  readonly highWatermark?: string;
+}
+
+/** Offsets of a partition's log, asked from the broker. */
+export interface LogOffsets {
+  /** First offset still in the log (decimal string). */
+  readonly start: string;
+  /** Offset after the last record consumers may read (decimal string). */
+  readonly end: string;
 }
 
 /**
  * What the engine may do with the batch it is processing. The database is the source of truth for
  * positions; the broker's committed offset is kept behind it for lag tooling and fast restarts.
  *
- * `isActive` and `commit` are required. `seek` and `heartbeat` are optional: a client that cannot
- * seek has the records below the stored position redelivered, which the engine skips (it costs
- * time, never correctness); a client that keeps its group session alive on its own needs no
- * heartbeat, and without one the engine cannot notice a rebalance between transactions of a batch
- * before its next `isActive()` check.
+ * `isActive` and `commit` are required; the rest is optional, and the engine does without:
+ * - without `seek`, the records below the stored position are redelivered and skipped (it costs
+ *   time, never correctness);
+ * - without `heartbeat`, the client must keep its group session alive on its own, and the engine
+ *   notices a rebalance between the transactions of a batch only at its next `isActive()` check;
+ * - without `pause` and `logOffsets` (or without `TransportBatch.highWatermark`), a stored position
+ *   beyond the log end (topic recreated, database restored) cannot be detected: the engine then
+ *   seeks to the stored position as when the database is ahead of the broker.
  */
 export interface BatchControl {
   /**
@@ -43,8 +61,28 @@ export interface BatchControl {
   commit(nextOffset: string): Promise<void>;
   /** Moves the partition's fetch position to `nextOffset`, used when the database is ahead of the broker. Optional. */
   seek?(nextOffset: string): void;
-  /** Keeps the group membership alive during long work; rejects when the group is rebalancing. Optional. */
+  /**
+   * Keeps the group membership alive during long work; rejects when the group is rebalancing. Cheap
+   * to call often: the transport sends a heartbeat only when one is due. Optional.
+   */
   heartbeat?(): Promise<void>;
+  /**
+   * Stops fetching the partition on this instance until the consumer restarts; the rest of the
+   * assignment keeps flowing. Used when the partition cannot be processed safely without an operator.
+   * Optional, with `logOffsets`: see below.
+   */
+  pause?(): void;
+  /** The partition's current log start and end, asked from the broker now (not from the batch). Optional. */
+  logOffsets?(): Promise<LogOffsets>;
+}
+
+/** How a transport tells the engine about trouble it handles itself. */
+export interface TransportReporter {
+  /**
+   * Reports an error the transport recovers from on its own (for example a Kafka consumer it
+   * restarted after a crash), as an {@link OnceflowError} saying what happens next. Never throws.
+   */
+  onError(error: OnceflowError): void;
 }
 
 /** Called for every fetched batch. Batches of one partition never overlap; a batch left unfinished is fetched again. */
@@ -61,7 +99,7 @@ export interface ConsumerTransport {
    * Joins the consumer group, subscribes, and starts calling `listener`. Resolves once consuming
    * started. Called once; a second call rejects with OF_ALREADY_STARTED.
    */
-  run(listener: BatchListener): Promise<void>;
+  run(listener: BatchListener, reporter?: TransportReporter): Promise<void>;
   /** Stops fetching, waits for running listener calls to return, leaves the group. Idempotent. */
   stop(): Promise<void>;
 }

@@ -2,8 +2,10 @@ export type {
   BatchControl,
   BatchListener,
   ConsumerTransport,
+  LogOffsets,
   TransportBatch,
   TransportMessage,
+  TransportReporter,
 } from './consumer-transport';
 export { type OutboxEnqueueMessage, outboxEnqueueChannel } from './diagnostics';
 export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';

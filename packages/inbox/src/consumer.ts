@@ -96,7 +96,10 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
       timer?.unref();
 
       try {
-        await transport.run((batch, control) => processBatch(runner, batch, control));
+        await transport.run((batch, control) => processBatch(runner, batch, control), {
+          // A crashed Kafka consumer the transport restarted: the user hears of it like of any outage.
+          onError: (error) => reportError({ logger, onError }, 'warn', error),
+        });
       } catch (error) {
         clearInterval(timer);
         abort.abort();

@@ -8,4 +8,5 @@ export {
   type InboxHandler,
   type InboxMode,
   type InboxTestHooks,
+  type PositionAheadPolicy,
 } from './options';

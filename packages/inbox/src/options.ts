@@ -47,6 +47,23 @@ export type InboxMode = 'batch' | 'per-message';
 /** The modes {@link InboxMode} accepts. */
 const inboxModes: readonly InboxMode[] = ['batch', 'per-message'];
 
+/**
+ * What the consumer does when its stored position in a partition is beyond the partition's log end
+ * (the topic was deleted and recreated, the database restored, the log truncated): `fail` pauses that
+ * partition on this instance and reports OF_POSITION_AHEAD until an operator resets the position
+ * (`onceflow inbox reset-positions`) and restarts the consumer; `reset-to-earliest` processes the
+ * partition's log from its start (messages whose ids were processed before are still skipped as
+ * duplicates); `reset-to-latest` skips what the log holds now and continues with new messages.
+ */
+export type PositionAheadPolicy = 'fail' | 'reset-to-earliest' | 'reset-to-latest';
+
+/** The policies {@link PositionAheadPolicy} accepts. */
+const positionAheadPolicies: readonly PositionAheadPolicy[] = [
+  'fail',
+  'reset-to-earliest',
+  'reset-to-latest',
+];
+
 /** Why a message went to the dead-letter topic (header `onceflow-dlq-reason`). */
 export type DeadLetterReason = 'handler-failed' | 'invalid-id' | 'too-old';
 
@@ -67,8 +84,10 @@ export interface InboxTestHooks {
  * Options of `createInboxConsumer`: where the inbox is (a pg `pool`, or any `store`), the Kafka side
  * (`transport`), the handler and how it runs. `retry` is the handler's: after `maxAttempts` failed
  * attempts the message is dead-lettered; serialization failures, deadlocks and database outages are
- * retried with the same backoff without counting. `onError` and the logger receive every failure,
- * with `consumer`, `topic`, `partition`, `offset` and (for handler failures) `attempts` in its details.
+ * retried with the same backoff without counting. `onError` and the logger receive every failure
+ * (handler failures, database outages, a restarted Kafka consumer, dead letters) and those that need
+ * an operator (OF_POSITION_AHEAD), with `consumer`, `topic`, `partition`, `offset` and (for handler
+ * failures) `attempts` in its details.
  */
 export interface InboxConsumerOptions<Ctx extends { outbox: TransactionalOutbox } = TransactionContext>
   extends BaseOptions {
@@ -120,6 +139,12 @@ export interface InboxConsumerOptions<Ctx extends { outbox: TransactionalOutbox 
   /** How often this consumer tries to rotate inbox generations, in milliseconds; 0 disables. Default: 60000. */
   pruneIntervalMs?: number;
   /**
+   * When the stored position of a partition is beyond its log end: pause that partition and report
+   * OF_POSITION_AHEAD (`fail`), or move the position to the log's start or end and report that
+   * (`reset-to-earliest`, `reset-to-latest`). See {@link PositionAheadPolicy}. Default: `fail`.
+   */
+  onPositionAhead?: PositionAheadPolicy;
+  /**
    * How long `start()` waits for Postgres when it cannot be reached (not up yet, restarting), in
    * milliseconds: it retries with backoff and reports each attempt through the logger and `onError`,
    * then rejects with OF_UNAVAILABLE. 0 tries once. Default: no limit, it keeps trying until Postgres
@@ -143,6 +168,7 @@ export const defaultInboxConsumerOptions = Object.freeze({
   batchSize: 500,
   messageIdHeader,
   onMissingId: 'dead-letter' as MissingIdPolicy,
+  onPositionAhead: 'fail' as PositionAheadPolicy,
   retry: defaultRetryPolicy,
   handlerTimeoutMs: 30_000,
   retentionMs: 7 * 24 * 3_600_000,
@@ -161,6 +187,7 @@ export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox 
   messageIdHeader: string;
   extractMessageId: MessageIdExtractor | undefined;
   onMissingId: MissingIdPolicy;
+  onPositionAhead: PositionAheadPolicy;
   retry: RetryPolicy;
   handlerTimeoutMs: number;
   deadLetterTopic: (topic: string) => string;
@@ -217,6 +244,12 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
       component,
       `onMissingId must be one of ${missingIdPolicies.join(', ')} (got ${JSON.stringify(onMissingId)})`,
     );
+  const onPositionAhead = options.onPositionAhead ?? d.onPositionAhead;
+  if (!positionAheadPolicies.includes(onPositionAhead))
+    invalidOptions(
+      component,
+      `onPositionAhead must be one of ${positionAheadPolicies.join(', ')} (got ${JSON.stringify(onPositionAhead)})`,
+    );
   const header = options.messageIdHeader ?? d.messageIdHeader;
   if (typeof header !== 'string' || header.length === 0)
     invalidOptions(component, 'messageIdHeader must be a non-empty header name');
@@ -264,6 +297,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
     messageIdHeader: header,
     extractMessageId: options.extractMessageId,
     onMissingId,
+    onPositionAhead,
     retry,
     handlerTimeoutMs: checkDurationMs(
       component,

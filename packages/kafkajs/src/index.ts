@@ -1,6 +1,7 @@
 export { createInboxConsumer, type KafkajsInboxConsumerOptions } from './consumer';
 export {
   createKafkajsConsumerTransport,
+  defaultKafkajsConsumerConfig,
   defaultKafkajsConsumerTransportOptions,
   type KafkajsConsumerTransportOptions,
 } from './consumer-transport';
