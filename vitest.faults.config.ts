@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/faults/**/*.test.ts'],
+    // Empties test/faults/results/ first; gathers the scenarios' figures into summary.json at the end.
+    globalSetup: ['test/faults/support/report.ts'],
     // Scenarios wait for servers and drains; waiting is normal, speed is asserted nowhere.
     testTimeout: 300_000,
     hookTimeout: 300_000,

@@ -5,7 +5,14 @@ import { evaluateRun, type RunObservation } from './support/checks';
 import type { SeenRecord } from './support/kafka-tools';
 
 function record(partition: number, offset: number, id: string, key: string, ordinal: number): SeenRecord {
-  return { partition, offset: BigInt(offset), id, key, value: JSON.stringify({ id, key, ordinal }) };
+  return {
+    partition,
+    offset: BigInt(offset),
+    id,
+    key,
+    value: JSON.stringify({ id, key, ordinal }),
+    injected: false,
+  };
 }
 
 /** Two keys on two partitions, three committed events, each applied once. */
@@ -90,6 +97,19 @@ describe('fault-suite checks', () => {
       [1, 1n],
     ]);
     expect(evaluateRun(run).violations.join('\n')).toMatch(/same message id on different content: a1/);
+  });
+
+  it('copies injected into other partitions count as duplicates but not as order violations', () => {
+    const run = cleanRun();
+    run.records = [...run.records, { ...record(1, 1, 'a2', 'a', 2), injected: true }];
+    run.records = [...run.records, { ...record(1, 2, 'a1', 'a', 1), injected: true }];
+    run.positions = new Map([
+      [0, 2n],
+      [1, 3n],
+    ]);
+    const { figures, violations } = evaluateRun(run);
+    expect(violations).toEqual([]);
+    expect(figures.kafkaDuplicates).toBe(2);
   });
 
   it('a message applied twice, or not at all, is caught', () => {

@@ -69,4 +69,20 @@ describe('fault suite: processes and network', () => {
     });
     expect(summary.violations).toEqual([]);
   });
+
+  it('the same ids produced to several partitions at once, in opposite orders: one effect each, and the inbox claims never deadlock', async () => {
+    const summary = await runScenario(cluster, {
+      name: 'twins',
+      noDeadlocks: true,
+      partitions: 4,
+      async nemesis(ctx) {
+        for (let round = 0; round < 8; round++) {
+          await ctx.injectTwins(400);
+          await ctx.sleep(300);
+        }
+        await ctx.recovered('duplicate production');
+      },
+    });
+    expect(summary.violations).toEqual([]);
+  });
 });

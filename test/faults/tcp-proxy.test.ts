@@ -130,6 +130,23 @@ describe('fault-suite TCP proxy', () => {
     expect(lateReceived).toBe('three');
   });
 
+  it('during a stall a new connection reaches nothing, not even the server closing it; on heal it does', async () => {
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const address = server.address();
+    const proxy = await startTcpProxy({ port: typeof address === 'object' && address ? address.port : 0 });
+    cleanup.push(() => proxy.close());
+    proxy.stall();
+    const socket = await client(proxy.port);
+    socket.on('error', () => undefined);
+    cleanup.push(() => socket.destroy());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(socket.destroyed).toBe(false);
+    proxy.heal();
+    await closed(socket);
+  });
+
   it('latency delays every chunk by at least the set time and keeps their order', async () => {
     const { proxy, connect } = await setup();
     const socket = await connect();

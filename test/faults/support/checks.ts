@@ -64,8 +64,13 @@ const preview = (items: readonly string[]): string =>
 export function evaluateRun(run: RunObservation): { figures: RunFigures; violations: string[] } {
   const violations: string[] = [];
   const committed = new Map(run.produced.map((p) => [p.eventId, p]));
+  // Log order, with the suite's own injected copies after every original: a copy written to another
+  // partition on purpose says nothing about the order the relay kept.
   const sorted = [...run.records].sort(
-    (a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0),
+    (a, b) =>
+      Number(a.injected) - Number(b.injected) ||
+      a.partition - b.partition ||
+      (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0),
   );
 
   const firstById = new Map<string, SeenRecord>();

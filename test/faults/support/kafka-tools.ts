@@ -10,7 +10,12 @@ export interface SeenRecord {
   id: string;
   key: string | null;
   value: string;
+  /** Whether the suite wrote it straight to Kafka as a copy of another record (header `fault-injected`). */
+  injected: boolean;
 }
+
+/** Header marking the copies the suite writes itself, so the order check can tell them apart. */
+export const injectedHeader = 'fault-injected';
 
 /** A kafkajs client on `brokers` that says nothing unless asked. */
 export function checkerKafka(brokers: string[]): Kafka {
@@ -111,6 +116,7 @@ export async function readAll(kafka: Kafka, topic: string, timeoutMs = 120_000):
                 id: m.headers?.['message-id']?.toString() ?? '',
                 key: m.key?.toString('utf8') ?? null,
                 value: m.value?.toString('utf8') ?? '',
+                injected: m.headers?.[injectedHeader] !== undefined,
               });
           },
         })

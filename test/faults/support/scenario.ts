@@ -19,7 +19,7 @@ import { quoteIdentifier, readOutboxStatus } from '@onceflow/postgres';
 import type pg from 'pg';
 import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
-import { checkerKafka, createTopics, readAll } from './kafka-tools';
+import { checkerKafka, createTopics, injectedHeader, readAll } from './kafka-tools';
 import { type ProcessSpec, type Supervised, Supervisor } from './supervisor';
 import { createWorkloadSchema, enqueueTransaction } from './workload';
 
@@ -66,6 +66,13 @@ export interface NemesisContext {
    * or idle, in or out of a transaction. Returns how many it hit.
    */
   terminateBackends(count: number): Promise<number>;
+  /**
+   * Writes `count` new events straight to Kafka, as a duplicating producer would: in ascending order
+   * to partition 0 and, as copies with the same ids, to every other partition, in descending or
+   * shuffled order, all in one request. Consumers then claim overlapping ids from several partitions
+   * at once, in opposite orders. The events count as committed (they are in `produced`).
+   */
+  injectTwins(count: number): Promise<void>;
 }
 
 /** A scenario. */
@@ -86,6 +93,8 @@ export interface ScenarioOptions {
   startProcessesFirst?: boolean;
   /** Extra environment of the consumer processes. */
   consumerEnv?: Record<string, string>;
+  /** When true, a "deadlock detected" error in the scenario's database is a violation. Default: false. */
+  noDeadlocks?: boolean;
 }
 
 /** One recovery measurement. */
@@ -159,6 +168,7 @@ async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Prom
 
 let probeCounter = 0;
 let burstCounter = 0;
+let twinCounter = 0;
 
 /**
  * Runs `work` on a client of `pool` that has an error listener while it is checked out: a backend
@@ -331,6 +341,47 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         }, livenessBoundMs);
       },
       startProcesses,
+      async injectTwins(count) {
+        const batch = ++twinCounter;
+        const key = `twin${batch}`;
+        const events = Array.from({ length: count }, (_, i) => ({
+          id: `${options.name}-twin${batch}-${i}`,
+          key,
+          ordinal: i + 1,
+        }));
+        await db.query(
+          `INSERT INTO ${s}.produced (event_id, topic, key, ordinal)
+             SELECT unnest($1::text[]), $2, $3, unnest($4::int[])`,
+          [events.map((e) => e.id), topic, key, events.map((e) => e.ordinal)],
+        );
+        const message = (e: (typeof events)[number], partition: number, injected: boolean) => ({
+          partition,
+          key: e.key,
+          value: JSON.stringify({ id: e.id, key: e.key, ordinal: e.ordinal }),
+          headers: { 'message-id': e.id, ...(injected ? { [injectedHeader]: 'twin' } : {}) },
+        });
+        const copies = Array.from({ length: partitions - 1 }, (_, i) =>
+          (i % 2 === 0 ? [...events].reverse() : [...events].sort(() => Math.random() - 0.5)).map((e) =>
+            message(e, i + 1, true),
+          ),
+        );
+        const producer = kafka.producer({ allowAutoTopicCreation: false });
+        await producer.connect();
+        try {
+          await producer.sendBatch({
+            acks: -1,
+            topicMessages: [
+              {
+                topic,
+                messages: [...events.map((e) => message(e, 0, false)), ...copies.flat()],
+              },
+            ],
+          });
+        } finally {
+          await producer.disconnect();
+        }
+        note(`${count} twin events written to 3 partitions`);
+      },
       async terminateBackends(count) {
         const { rows } = await root.query<{ pid: number }>(
           `SELECT pid FROM pg_stat_activity
@@ -439,6 +490,8 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
     .split('\n')
     .filter((line) => line.includes(` ${database} `) && line.includes('deadlock detected')).length;
 
+  if (options.noDeadlocks && deadlocks > 0)
+    violations.push(`${deadlocks} "deadlock detected" errors in the database of the scenario`);
   const summary: ScenarioSummary = {
     scenario: options.name,
     recoveries,

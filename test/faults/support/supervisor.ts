@@ -205,3 +205,40 @@ export class Supervisor {
     await Promise.all(this.processes.map((p) => p.kill('SIGKILL')));
   }
 }
+
+/** How a process run to its end ended. */
+export interface RunOutcome {
+  /** Exit code; null when it was still running at the deadline (and then killed) or died by a signal. */
+  code: number | null;
+  /** Whether it was still running after `timeoutMs`. */
+  timedOut: boolean;
+  output: string;
+}
+
+/**
+ * Runs `spec` until it exits by itself, or kills it after `timeoutMs`. For programs that must end on
+ * their own (a command-line call, a process refusing its configuration): a hang shows as `timedOut`.
+ */
+export function runToExit(spec: ProcessSpec, timeoutMs: number): Promise<RunOutcome> {
+  const child = spawn(process.execPath, ['--import', tsxLoader, spec.entry, ...(spec.args ?? [])], {
+    env: { ...process.env, ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString('utf8');
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  return new Promise((resolve) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: timedOut ? null : code, timedOut, output });
+    });
+  });
+}

@@ -1,7 +1,9 @@
 // A loopback TCP proxy the fault suite puts between onceflow's processes and a server, so it can break
 // the network without touching the server: cut every connection, stall traffic (a partition: bytes
-// are held, as TCP would keep retransmitting them, and flow again on heal unless the peers gave up),
-// refuse new connections, and delay every chunk by a fixed latency.
+// are held, as TCP would keep retransmitting them, and flow again on heal unless the peers gave up;
+// neither side hears of the other closing meanwhile, and a new connection is accepted but reaches
+// nothing, like a server that accepts and never answers), refuse new connections, and delay every
+// chunk by a fixed latency.
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 /** A running proxy. */
@@ -31,7 +33,10 @@ export interface TcpProxy {
 
 interface Pipe {
   client: Socket;
-  upstream: Socket;
+  /** Not connected yet when the connection arrived during a stall. */
+  upstream: Socket | undefined;
+  /** One side went away during a stall: the other hears of it on heal. */
+  closedDuringStall: boolean;
   /** Chunks waiting to be written, per direction, in arrival order. */
   queues: { up: Array<{ at: number; data: Buffer }>; down: Array<{ at: number; data: Buffer }> };
   timers: Set<NodeJS.Timeout>;
@@ -54,8 +59,23 @@ export async function startTcpProxy(
     for (const timer of pipe.timers) clearTimeout(timer);
     pipe.timers.clear();
     pipe.client.destroy();
-    pipe.upstream.destroy();
+    pipe.upstream?.destroy();
     pipes.delete(pipe);
+  };
+
+  const sideClosed = (pipe: Pipe): void => {
+    if (stalled) pipe.closedDuringStall = true;
+    else destroy(pipe);
+  };
+
+  const connectUpstream = (pipe: Pipe): void => {
+    const upstream = tcpConnect({ host, port: target.port });
+    upstream.setNoDelay(true);
+    pipe.upstream = upstream;
+    upstream.on('data', (data) => forward(pipe, 'down', data));
+    upstream.on('error', () => sideClosed(pipe));
+    upstream.on('close', () => sideClosed(pipe));
+    upstream.on('connect', () => flush(pipe, 'up'));
   };
 
   // Writes what is due in one direction, keeping order: a chunk never overtakes an earlier one.
@@ -63,6 +83,7 @@ export async function startTcpProxy(
     if (stalled) return;
     const queue = pipe.queues[direction];
     const target = direction === 'up' ? pipe.upstream : pipe.client;
+    if (target === undefined || target.connecting) return;
     const now = Date.now();
     while (queue.length > 0 && queue[0]!.at <= now) {
       const chunk = queue.shift()!;
@@ -94,21 +115,19 @@ export async function startTcpProxy(
       return;
     }
     client.setNoDelay(true);
-    const upstream = tcpConnect({ host, port: target.port });
-    upstream.setNoDelay(true);
-    const pipe: Pipe = { client, upstream, queues: { up: [], down: [] }, timers: new Set() };
+    const pipe: Pipe = {
+      client,
+      upstream: undefined,
+      closedDuringStall: false,
+      queues: { up: [], down: [] },
+      timers: new Set(),
+    };
     pipes.add(pipe);
     client.on('data', (data) => forward(pipe, 'up', data));
-    upstream.on('data', (data) => forward(pipe, 'down', data));
     // Either side failing or ending takes the whole connection down, as a real peer would see it.
-    for (const socket of [client, upstream]) {
-      socket.on('error', () => destroy(pipe));
-      socket.on('close', () => destroy(pipe));
-    }
-    if (stalled) {
-      client.pause();
-      upstream.pause();
-    }
+    client.on('error', () => sideClosed(pipe));
+    client.on('close', () => sideClosed(pipe));
+    if (!stalled) connectUpstream(pipe);
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -128,7 +147,7 @@ export async function startTcpProxy(
     cutAll() {
       for (const pipe of [...pipes]) {
         pipe.client.resetAndDestroy();
-        pipe.upstream.resetAndDestroy();
+        pipe.upstream?.resetAndDestroy();
         destroy(pipe);
       }
     },
@@ -136,7 +155,7 @@ export async function startTcpProxy(
       stalled = true;
       for (const pipe of pipes) {
         pipe.client.pause();
-        pipe.upstream.pause();
+        pipe.upstream?.pause();
       }
     },
     refuse() {
@@ -151,9 +170,14 @@ export async function startTcpProxy(
       refusing = false;
       latencyMs = 0;
       if (!wasStalled) return;
-      for (const pipe of pipes) {
+      for (const pipe of [...pipes]) {
+        if (pipe.closedDuringStall) {
+          destroy(pipe);
+          continue;
+        }
         pipe.client.resume();
-        pipe.upstream.resume();
+        if (pipe.upstream === undefined) connectUpstream(pipe);
+        else pipe.upstream.resume();
         flush(pipe, 'up');
         flush(pipe, 'down');
       }
