@@ -85,8 +85,12 @@ export class OnceflowError extends Error {
     this.details = options.details ?? {};
   }
 
-  /** `instanceof` answers by the brand too, so it holds across copies of the package. */
+  /**
+   * `instanceof OnceflowError` answers by the brand, so it holds across copies of the package; for a
+   * subclass it answers as usual.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== OnceflowError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return isOnceflowError(value);
   }
 }

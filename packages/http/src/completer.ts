@@ -1,8 +1,17 @@
-import { checkDurationMs, createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
+import {
+  alreadyStarted,
+  checkDurationMs,
+  createStoppable,
+  invalidOptions,
+  reportError,
+  type StartedHandle,
+  sleep,
+  toOnceflowError,
+} from '@onceflow/core';
 import type { IdempotencyEngine, ResumeOutcome } from './engine';
 
-/** Options of {@link startIdempotencyCompleter}. */
-export interface CompleterOptions {
+/** Options of {@link createIdempotencyCompleter}. */
+export interface IdempotencyCompleterOptions {
   /** Pause between scans for abandoned requests, in milliseconds. Default: 30 000. */
   intervalMs?: number;
   /** Abandoned requests taken per scan. Default: 20. */
@@ -16,32 +25,38 @@ export interface CompleterOptions {
   onResume?: (info: { scope: string; key: string; outcome: ResumeOutcome }) => void;
 }
 
-/** Defaults of {@link CompleterOptions}; `idleMs` defaults to the engine's lease. */
-export const defaultCompleterOptions = Object.freeze({ intervalMs: 30_000, batchSize: 20 });
+/** Defaults of {@link IdempotencyCompleterOptions}; `idleMs` defaults to the engine's lease. */
+export const defaultIdempotencyCompleterOptions = Object.freeze({ intervalMs: 30_000, batchSize: 20 });
 
-/** A running completer. */
-export interface IdempotencyCompleter extends StartedHandle {
+/** A configured completer. */
+export interface IdempotencyCompleter {
   /** Runs one scan now; resolves to what happened to each request found. */
   runOnce(): Promise<ResumeOutcome[]>;
+  /** Scans every `intervalMs` until the handle is stopped. Call once: a second call rejects with OF_ALREADY_STARTED. */
+  start(): Promise<StartedHandle>;
 }
+
+const component = 'idempotency completer';
 
 /**
  * Finishes multi-phase requests whose process died (Brandur Leach's "completer"): finds unfinished
  * keys whose lease ran out and drives them from their last recovery point to a stored response,
  * which the client's next retry then gets replayed. Only routes registered on the engine can be
- * finished; keys of other routes are left for a process that knows them.
+ * finished; keys of other routes are left for a process that knows them. A started engine runs one
+ * unless told otherwise (`completer: false`).
  */
-export function startIdempotencyCompleter(
+export function createIdempotencyCompleter(
   engine: IdempotencyEngine,
-  options: CompleterOptions = {},
+  options: IdempotencyCompleterOptions = {},
 ): IdempotencyCompleter {
-  const intervalMs = options.intervalMs ?? defaultCompleterOptions.intervalMs;
-  const batchSize = options.batchSize ?? defaultCompleterOptions.batchSize;
+  const intervalMs = options.intervalMs ?? defaultIdempotencyCompleterOptions.intervalMs;
+  const batchSize = options.batchSize ?? defaultIdempotencyCompleterOptions.batchSize;
   const idleMs = options.idleMs ?? engine.options.leaseMs;
-  checkDurationMs('idempotency completer', 'intervalMs', intervalMs, { integer: false });
+  checkDurationMs(component, 'intervalMs', intervalMs, { integer: false });
   if (!Number.isInteger(batchSize) || batchSize < 1)
-    invalidOptions('idempotency completer', `batchSize must be an integer >= 1 (got ${batchSize})`);
-  checkDurationMs('idempotency completer', 'idleMs', idleMs, { min: 0, integer: false });
+    invalidOptions(component, `batchSize must be an integer >= 1 (got ${batchSize})`);
+  checkDurationMs(component, 'idleMs', idleMs, { min: 0, integer: false });
+  const logger = engine.options.logger.child({ component });
 
   const abort = new AbortController();
   async function runOnce(): Promise<ResumeOutcome[]> {
@@ -54,23 +69,35 @@ export function startIdempotencyCompleter(
     }
     return outcomes;
   }
-  const loop = (async () => {
-    while (!abort.signal.aborted) {
-      await sleep(intervalMs, abort.signal);
-      if (abort.signal.aborted) break;
-      try {
-        await runOnce();
-      } catch (error) {
-        try {
-          engine.options.onError(error, { route: 'completer', scope: '', key: undefined });
-        } catch {
-          // A failing reporter must not end the loop or leave its promise rejected.
+
+  let started = false;
+  return {
+    runOnce,
+    async start() {
+      if (started) alreadyStarted(component);
+      started = true;
+      const loop = (async () => {
+        while (!abort.signal.aborted) {
+          await sleep(intervalMs, abort.signal);
+          if (abort.signal.aborted) break;
+          try {
+            await runOnce();
+          } catch (error) {
+            reportError(
+              { logger, onError: engine.options.onError },
+              'warn',
+              toOnceflowError(error, 'OF_UNAVAILABLE', 'idempotency completer scan failed, retrying', {
+                retriable: true,
+                details: { operation: 'complete' },
+              }),
+            );
+          }
         }
-      }
-    }
-  })();
-  return createStoppable({ runOnce }, async () => {
-    abort.abort();
-    await loop;
-  });
+      })();
+      return createStoppable({}, async () => {
+        abort.abort();
+        await loop;
+      });
+    },
+  };
 }

@@ -2,7 +2,7 @@ import { isOnceflowError } from '@onceflow/core';
 import { describe, expect, it } from 'vitest';
 import { createIdempotencyEngine } from './engine';
 import { MemoryKeyStore } from './memory-store.test-support';
-import { startIdempotencyReaper } from './reaper';
+import { createIdempotencyReaper } from './reaper';
 import { defineRoute, type IdempotentRequest, recoveryPoint } from './route';
 
 function request(body: unknown, overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
@@ -20,16 +20,23 @@ function request(body: unknown, overrides: Partial<IdempotentRequest> = {}): Ide
   };
 }
 
-function setup(options: Parameters<typeof createIdempotencyEngine>[0] = {}) {
+async function setup(options: Parameters<typeof createIdempotencyEngine>[0] = {}) {
   const store = new MemoryKeyStore();
   const errors: unknown[] = [];
-  const engine = createIdempotencyEngine({ store, onError: (error) => errors.push(error), ...options });
-  return { store, engine, errors };
+  const engine = createIdempotencyEngine({
+    store,
+    onError: (error) => errors.push(error),
+    completer: false,
+    reaper: false,
+    ...options,
+  });
+  const running = await engine.start();
+  return { store, engine, errors, running };
 }
 
 describe('idempotency engine (in-memory store)', () => {
   it('same key and request: runs once, replays the stored bytes with Idempotent-Replayed', async () => {
-    const { engine, store } = setup();
+    const { engine, store } = await setup();
     let runs = 0;
     const route = defineRoute('POST /pay', async (_req, { outbox }) => {
       runs++;
@@ -46,7 +53,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('same key, different body, URL or route: 422 and nothing runs', async () => {
-    const { engine } = setup();
+    const { engine } = await setup();
     let runs = 0;
     const handler = async () => {
       runs++;
@@ -62,7 +69,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('fingerprint headers chosen per route take part in the comparison', async () => {
-    const { engine } = setup();
+    const { engine } = await setup();
     const route = defineRoute('POST /pay', async () => ({ status: 200 }), {
       fingerprintHeaders: ['X-Currency'],
     });
@@ -72,7 +79,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('with inFlightWaitMs 0, a second request while the first runs gets 409 with Retry-After at once (Stripe); scopes are isolated', async () => {
-    const { engine } = setup({ inFlightWaitMs: 0 });
+    const { engine } = await setup({ inFlightWaitMs: 0 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -96,7 +103,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('a completed key is replayed to 20 concurrent duplicates in one process: none waits for a slot or gets 409', async () => {
-    const { engine, store } = setup({ inFlightWaitMs: 0 });
+    const { engine, store } = await setup({ inFlightWaitMs: 0 });
     let runs = 0;
     const route = defineRoute('POST /pay', async () => ({ status: 201, body: { run: ++runs } }));
     const first = await engine.handle(request({ a: 1 }), route);
@@ -114,7 +121,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it("a completed key is replayed while another process holds the key's lock", async () => {
-    const { engine, store } = setup({ inFlightWaitMs: 0 });
+    const { engine, store } = await setup({ inFlightWaitMs: 0 });
     const route = defineRoute('POST /pay', async () => ({ status: 201, body: 'made' }));
     const first = await engine.handle(request({}), route);
     let release!: () => void;
@@ -134,7 +141,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it("a completed key is replayed even when the principal's in-flight bound refuses new work", async () => {
-    const { engine } = setup({ maxKeysInFlightPerScope: 1 });
+    const { engine } = await setup({ maxKeysInFlightPerScope: 1 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -155,7 +162,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('a request for a key running in this process waits for its outcome and gets it replayed', async () => {
-    const { engine } = setup();
+    const { engine } = await setup();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -180,7 +187,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('the wait is bounded by inFlightWaitMs: then 409, and the running request is unaffected', async () => {
-    const { engine } = setup({ inFlightWaitMs: 20 });
+    const { engine } = await setup({ inFlightWaitMs: 20 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -198,7 +205,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('a waiting request whose running request released the key (5xx) runs the request itself', async () => {
-    const { engine } = setup();
+    const { engine } = await setup();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -223,7 +230,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('stop() ends waiting requests at once with 503 and waits for the running one', async () => {
-    const { engine } = setup({ inFlightWaitMs: 600_000 });
+    const { engine, running } = await setup({ inFlightWaitMs: 600_000 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -236,7 +243,7 @@ describe('idempotency engine (in-memory store)', () => {
     const waiting = engine.handle(request({}), route);
     // Let the second request reach its wait before stopping.
     await new Promise((resolve) => setImmediate(resolve));
-    const stopped = engine.stop();
+    const stopped = running.stop();
     expect((await waiting).status).toBe(503);
     release();
     await stopped;
@@ -244,7 +251,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it("errorFormat 'stripe' answers onceflow's problems in Stripe's shape and statuses, with Stripe-Should-Retry", async () => {
-    const { engine } = setup({ errorFormat: 'stripe', inFlightWaitMs: 0 });
+    const { engine } = await setup({ errorFormat: 'stripe', inFlightWaitMs: 0 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -285,7 +292,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('throws and 5xx roll back and release the key; 4xx is stored; release: true is not stored', async () => {
-    const { engine, store, errors } = setup();
+    const { engine, store, errors } = await setup();
     const outcomes: Array<'throw' | 503 | 400 | 'release' | 200> = ['throw', 503, 'release', 400];
     const route = defineRoute('POST /pay', async (_req, { outbox }) => {
       await outbox.enqueue({ topic: 't', value: 1 });
@@ -310,7 +317,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('phases commit recovery points; a failing later phase keeps them and the retry resumes there', async () => {
-    const { engine, store } = setup();
+    const { engine, store } = await setup();
     const calls: string[] = [];
     let failCharge = true;
     const route = defineRoute('POST /pay', {
@@ -340,7 +347,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('an unfinished request with a live lease answers 409 until the lease runs out, then is taken over', async () => {
-    const { engine, store } = setup({ leaseMs: 5000 });
+    const { engine, store } = await setup({ leaseMs: 5000 });
     const route = defineRoute('POST /pay', {
       started: async () => recoveryPoint('next'),
       next: async () => ({ status: 200, body: 'done' }),
@@ -371,7 +378,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('expired keys are treated as new; the reaper removes only expired completed keys', async () => {
-    const { engine, store } = setup();
+    const { engine, store } = await setup();
     let runs = 0;
     const route = defineRoute('POST /pay', async () => ({ status: 200, body: { run: ++runs } }));
     await engine.handle(request({}), route);
@@ -381,13 +388,14 @@ describe('idempotency engine (in-memory store)', () => {
     });
     store.now += 24 * 3_600_000;
     await engine.handle(request({}, { key: 'other' }), route);
-    const reaper = startIdempotencyReaper(engine, { intervalMs: 60_000 });
+    const reaper = createIdempotencyReaper(engine, { intervalMs: 60_000 });
+    const reaping = await reaper.start();
     expect(await reaper.runOnce()).toBe(1);
-    await reaper.stop();
+    await reaping.stop();
   });
 
   it('key floods are bounded per scope before any transaction starts', async () => {
-    const { engine, store } = setup({ maxKeysInFlightPerScope: 2 });
+    const { engine, store } = await setup({ maxKeysInFlightPerScope: 2 });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -410,7 +418,7 @@ describe('idempotency engine (in-memory store)', () => {
   });
 
   it('missing scope, missing required key and bodies that cannot be canonicalised are refused', async () => {
-    const { engine, store } = setup();
+    const { engine, store } = await setup();
     const route = defineRoute('POST /pay', async () => ({ status: 200 }), { required: true });
     expect((await engine.handle(request({}, { scope: '' }), route)).status).toBe(401);
     expect((await engine.handle(request({}, { key: undefined }), route)).status).toBe(400);
@@ -422,7 +430,7 @@ describe('idempotency engine (in-memory store)', () => {
     const store = new MemoryKeyStore();
     for (const bad of [
       { leaseMs: 0 },
-      { retentionHours: 0.5 },
+      { retentionMs: 1_800_000 },
       { maxKeyLength: 300 },
       { bodyLimitBytes: -1 },
       { inFlightWaitMs: -1 },

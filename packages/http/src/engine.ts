@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { createStoppable, type StartedHandle } from '@onceflow/core';
+import {
+  alreadyStarted,
+  createStoppable,
+  invalidOptions,
+  isConnectionError,
+  isOnceflowError,
+  OnceflowError,
+  reportError,
+  type StartedHandle,
+  toOnceflowError,
+} from '@onceflow/core';
 import {
   createPgIdempotencyKeyStore,
   type IdempotencyKeyRecord,
@@ -8,11 +18,13 @@ import {
   type StoredRequest,
   type StoredResponse,
 } from '@onceflow/postgres';
-import { FingerprintError, requestFingerprint } from './fingerprint';
+import { createIdempotencyCompleter, type IdempotencyCompleter } from './completer';
+import { requestFingerprint } from './fingerprint';
 import { parseIdempotencyKey, replayedHeader } from './key-header';
 import { InFlightLimiter } from './limiter';
 import { type IdempotencyEngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options';
-import { errorResponse, type ProblemKind } from './problem';
+import { errorResponse, type ProblemKind, rejectedKind } from './problem';
+import { createIdempotencyReaper, type IdempotencyReaper } from './reaper';
 import { type HttpResult, serializeResponse } from './response';
 import {
   type IdempotentRequest,
@@ -28,8 +40,12 @@ export type Admission = { ok: true; key: string | undefined } | { ok: false; res
 /** What {@link IdempotencyEngine.resume} did with an abandoned request. */
 export type ResumeOutcome = 'completed' | 'released' | 'skipped' | 'failed';
 
-/** The framework-independent Idempotency-Key engine; adapters translate requests and responses. */
-export interface IdempotencyEngine extends StartedHandle {
+/**
+ * The framework-independent Idempotency-Key engine; adapters translate requests and responses. It
+ * answers requests once started: before `start()` and after its handle's `stop()` every request is
+ * answered 503.
+ */
+export interface IdempotencyEngine {
   readonly options: ResolvedEngineOptions;
   readonly store: IdempotencyKeyStore;
   /**
@@ -47,6 +63,12 @@ export interface IdempotencyEngine extends StartedHandle {
   resume(scope: string, key: string): Promise<ResumeOutcome>;
   /** onceflow's answer for a problem, in this engine's `errorFormat`; adapters use it for refused bodies. */
   errorResponse(kind: ProblemKind, options?: { retryAfterS?: number }): HttpResult;
+  /**
+   * Starts answering requests, and runs the completer and the reaper unless they were turned off.
+   * The handle's `stop()` answers new requests 503, waits for those in flight and stops both. Call
+   * once: a second call rejects with OF_ALREADY_STARTED.
+   */
+  start(): Promise<StartedHandle>;
 }
 
 type Step =
@@ -60,7 +82,10 @@ type Step =
   | { type: 'skip' }
   | { type: 'failed' };
 
-/** Unwinds the phase's transaction while still answering with `response` (a released outcome). */
+/**
+ * Unwinds the phase's transaction while still answering with `response` (a released outcome). A
+ * signal to roll back, not an error: the engine catches it itself, it never leaves the engine.
+ */
 class Released extends Error {
   constructor(readonly response: HttpResult) {
     super('released');
@@ -92,16 +117,75 @@ function decodeBody(request: StoredRequest, bytes: Buffer | null): unknown {
   return request.bodyType === 'json' ? JSON.parse(text) : text;
 }
 
-/** Creates the engine; throws OF_INVALID_OPTIONS for invalid options. */
+function resolveStore(options: IdempotencyEngineOptions, schema: string): IdempotencyKeyStore {
+  if (options.store !== undefined) {
+    if (options.pool !== undefined) invalidOptions('idempotency', 'give either pool or store, not both');
+    for (const name of ['schema', 'retry'] as const)
+      if (options[name] !== undefined)
+        invalidOptions('idempotency', `${name} belongs to the store: pass it to the store's factory instead`);
+    if (typeof options.store.claim !== 'function')
+      invalidOptions(
+        'idempotency',
+        'store must be an IdempotencyKeyStore (createPgIdempotencyKeyStore from @onceflow/postgres)',
+      );
+    return options.store;
+  }
+  if (typeof options.pool?.connect !== 'function')
+    invalidOptions('idempotency', 'give a pg `pool` (or a key `store`)');
+  try {
+    return createPgIdempotencyKeyStore(options.pool, {
+      schema,
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+    });
+  } catch (error) {
+    if (isOnceflowError(error, 'OF_INVALID_IDENTIFIER')) invalidOptions('idempotency', error.message);
+    throw error;
+  }
+}
+
+/** Creates the engine, not yet answering requests; throws OF_INVALID_OPTIONS for invalid options. */
 export function createIdempotencyEngine(options: IdempotencyEngineOptions): IdempotencyEngine {
   const resolved = resolveEngineOptions(options);
-  const store = options.store ?? createPgIdempotencyKeyStore(options.pool!, { schema: resolved.schema });
+  const store = resolveStore(options, resolved.schema);
   const limiter = new InFlightLimiter(resolved.maxInFlight, resolved.maxKeysInFlightPerScope);
   const routes = new Map<string, RouteSpec>();
   const running = new Set<Promise<unknown>>();
-  const retentionMs = resolved.retentionHours * 3_600_000;
+  const { retentionMs, logger } = resolved;
   const stopping = new AbortController();
+  let started = false;
   let stopped = false;
+  let warnedNotStarted = false;
+
+  /** Reports a request that failed: the client gets a generic answer, this gets the cause. */
+  function report(error: unknown, route: string, scope: string, key: string | undefined): void {
+    const details = key === undefined ? { route, scope } : { route, scope, key };
+    reportError(
+      resolved,
+      'error',
+      isConnectionError(error)
+        ? toOnceflowError(error, 'OF_UNAVAILABLE', `request on ${route} failed: database unavailable`, {
+            retriable: true,
+            details,
+          })
+        : toOnceflowError(error, 'OF_HANDLER_FAILED', `request on ${route} failed`, { details }),
+    );
+  }
+
+  /** The answer while not started: 503, and once an error saying why. */
+  function notStarted(): HttpResult {
+    if (!warnedNotStarted) {
+      warnedNotStarted = true;
+      reportError(
+        resolved,
+        'error',
+        new OnceflowError(
+          'OF_STOPPED',
+          'idempotency engine: a request arrived before start(); it is answered 503 until the engine is started',
+        ),
+      );
+    }
+    return fail('unavailable', 1);
+  }
   /** Requests waiting for a key that another request of this process is running. */
   let waiting = 0;
   /** Lock-free reads of keys under way; bounded like executions, so refusals stay cheap under load. */
@@ -143,7 +227,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     state: PhaseState,
   ): Promise<Step> {
     const phase = route.phases[state.recoveryPoint];
-    if (!phase) throw new Error(`route ${route.id} has no phase for recovery point ${state.recoveryPoint}`);
+    if (!phase) throw missingPhase(route, state.recoveryPoint);
     const context: PhaseContext = {
       ...tx.context,
       requestId: state.requestId,
@@ -155,8 +239,10 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     if (isRecoveryPoint(result)) {
       const next = result.recoveryPoint;
       if (!route.phases[next] || next === startedRecoveryPoint)
-        throw new Error(
+        throw new OnceflowError(
+          'OF_HANDLER_FAILED',
           `route ${route.id}: phase ${state.recoveryPoint} returned unknown recovery point ${next}`,
+          { details: { route: route.id, recoveryPoint: state.recoveryPoint, returned: next } },
         );
       const phaseData = result.data ?? null;
       if (!state.stored) {
@@ -262,7 +348,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       while (step.type === 'next' && target) {
         const { request, route } = target;
         committed = true;
-        await resolved.afterPhaseCommit?.({
+        await resolved.testHooks.afterPhaseCommit?.({
           route: route.id,
           scope,
           key,
@@ -304,10 +390,10 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       if (committed)
         await store
           .releaseLease(scope, key, token)
-          .catch((releaseError: unknown) => resolved.onError(releaseError, { route: routeId, scope, key }));
+          .catch((releaseError: unknown) => report(releaseError, routeId, scope, key));
       if (error instanceof Released)
         return { step: { type: 'done', response: error.response }, response: error.response };
-      resolved.onError(error, { route: routeId, scope, key });
+      report(error, routeId, scope, key);
       return { step: { type: 'failed' }, response: undefined };
     }
   }
@@ -319,7 +405,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     try {
       for (;;) {
         const phase = route.phases[recoveryPoint];
-        if (!phase) throw new Error(`route ${route.id} has no phase for recovery point ${recoveryPoint}`);
+        if (!phase) throw missingPhase(route, recoveryPoint);
         const outcome = await store.transaction(async (transaction) => {
           const context: PhaseContext = {
             ...transaction,
@@ -340,7 +426,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       }
     } catch (error) {
       if (error instanceof Released) return error.response;
-      resolved.onError(error, { route: route.id, scope: request.scope, key: undefined });
+      report(error, route.id, request.scope, undefined);
       return fail('internal-error');
     }
   }
@@ -368,7 +454,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     try {
       snapshot = await store.peek(scope, key);
     } catch (error) {
-      resolved.onError(error, { route: routeId, scope, key });
+      report(error, routeId, scope, key);
       return { answer: fail('internal-error'), retryAfterS: 1 };
     } finally {
       peeking--;
@@ -422,6 +508,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
   }
 
   async function handle(request: IdempotentRequest, route: RouteSpec): Promise<HttpResult> {
+    if (!started) return notStarted();
     if (stopped) return fail('unavailable', 1);
     const { key, scope } = request;
     if (key === undefined) {
@@ -437,14 +524,15 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
         ...route.fingerprintHeaders,
       ]);
     } catch (error) {
-      if (error instanceof FingerprintError) return fail('body-invalid');
+      const kind = rejectedKind(error);
+      if (kind) return fail(kind);
       throw error;
     }
     return track(handleKeyed(request, route, scope, key, fingerprint));
   }
 
   async function resume(scope: string, key: string): Promise<ResumeOutcome> {
-    if (stopped) return 'skipped';
+    if (!started || stopped) return 'skipped';
     if (limiter.enter(scope, key) !== 'admitted') return 'skipped';
     try {
       const { step } = await track(
@@ -484,7 +572,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     return { ok: true, key: parsed.key };
   }
 
-  const engine = {
+  const engine: IdempotencyEngine = {
     options: resolved,
     store,
     admit,
@@ -496,11 +584,34 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     },
     errorResponse: (kind: ProblemKind, options: { retryAfterS?: number } = {}) =>
       fail(kind, options.retryAfterS),
+    async start() {
+      if (started) alreadyStarted('idempotency engine');
+      const helpers = [completer, reaper].filter((helper) => helper !== undefined);
+      const handles = await Promise.all(helpers.map((helper) => helper.start()));
+      started = true;
+      logger.info('idempotency engine started');
+      return createStoppable({}, async () => {
+        stopped = true;
+        // Waiting requests give up at once and answer 503 instead of holding stop() for inFlightWaitMs.
+        stopping.abort();
+        await Promise.all(handles.map((handle) => handle.stop()));
+        await Promise.allSettled([...running]);
+        logger.info('idempotency engine stopped');
+      });
+    },
   };
-  return createStoppable(engine, async () => {
-    stopped = true;
-    // Waiting requests give up at once and answer 503 instead of holding stop() for inFlightWaitMs.
-    stopping.abort();
-    await Promise.allSettled([...running]);
-  });
+  // Checked now, with the engine's options; run by start().
+  const completer: IdempotencyCompleter | undefined =
+    options.completer === false ? undefined : createIdempotencyCompleter(engine, options.completer ?? {});
+  const reaper: IdempotencyReaper | undefined =
+    options.reaper === false ? undefined : createIdempotencyReaper(engine, options.reaper ?? {});
+  return engine;
+}
+
+function missingPhase(route: RouteSpec, recoveryPoint: string): OnceflowError {
+  return new OnceflowError(
+    'OF_HANDLER_FAILED',
+    `route ${route.id} has no phase for recovery point ${recoveryPoint}: a request stored by another version of the route?`,
+    { details: { route: route.id, recoveryPoint } },
+  );
 }

@@ -4,11 +4,12 @@ import * as http from './index';
 describe('@onceflow/http public surface', () => {
   it('exports exactly the documented runtime symbols', () => {
     expect(Object.keys(http).sort()).toEqual([
-      'FingerprintError',
+      'createIdempotencyCompleter',
       'createIdempotencyEngine',
-      'defaultCompleterOptions',
+      'createIdempotencyReaper',
+      'defaultIdempotencyCompleterOptions',
       'defaultIdempotencyEngineOptions',
-      'defaultReaperOptions',
+      'defaultIdempotencyReaperOptions',
       'defineRoute',
       'errorResponse',
       'idempotency',
@@ -23,8 +24,6 @@ describe('@onceflow/http public surface', () => {
       'replayedHeader',
       'requestFingerprint',
       'serializeResponse',
-      'startIdempotencyCompleter',
-      'startIdempotencyReaper',
       'startedRecoveryPoint',
     ]);
   });

@@ -1,4 +1,3 @@
-import { createStoppable } from '@onceflow/core';
 import type {
   FastifyError,
   FastifyInstance,
@@ -9,12 +8,10 @@ import type {
   RouteOptions,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { type CompleterOptions, startIdempotencyCompleter } from './completer';
 import { createIdempotencyEngine, type IdempotencyEngine } from './engine';
 import { keyHeaderLines } from './key-header';
 import type { IdempotencyEngineOptions } from './options';
-import { type ProblemKind, problemResponse } from './problem';
-import { type ReaperOptions, startIdempotencyReaper } from './reaper';
+import { type ProblemKind, problemResponse, rejectedKind } from './problem';
 import type { HttpResult } from './response';
 import {
   defineRoute,
@@ -23,7 +20,7 @@ import {
   type IdempotentRequest,
   type IdempotentRouteOptions,
 } from './route';
-import { createUtf8Check, InvalidUtf8Error, utf8CheckOf } from './utf8-check';
+import { createUtf8Check, utf8CheckOf } from './utf8-check';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,19 +33,22 @@ declare module 'fastify' {
   }
 }
 
-/** Options of the Fastify {@link idempotency} plugin. */
+/**
+ * Options of the Fastify {@link idempotency} plugin: the engine's options (the plugin creates the
+ * engine, starts it with the app and stops it on close; its logger defaults to `app.log`), or an
+ * `engine` created and started elsewhere, plus the `scope` function.
+ */
 export interface FastifyIdempotencyOptions extends IdempotencyEngineOptions {
-  /** Use this engine instead of creating one (e.g. shared with a node:http listener). */
+  /**
+   * Use this engine instead of creating one (e.g. shared with a node:http listener); its owner starts
+   * and stops it, and the engine options given here are not used. Default: a new engine.
+   */
   engine?: IdempotencyEngine;
   /**
    * The principal a key belongs to (tenant, user, API key id), read after the route's hooks ran.
    * Default: one shared scope `default`, right only for single-tenant APIs.
    */
   scope?: (request: FastifyRequest) => string | undefined;
-  /** Run a completer for abandoned multi-phase requests while the app is up; `false` to run none. Default: on, with its defaults. */
-  completer?: CompleterOptions | false;
-  /** Run a reaper of expired keys while the app is up; `false` to run none. Default: on, with its defaults. */
-  reaper?: ReaperOptions | false;
 }
 
 const specSymbol = Symbol.for('onceflow.idempotent');
@@ -71,7 +71,8 @@ const bodyErrorKinds: Record<string, ProblemKind> = {
 };
 
 function bodyProblemOf(error: FastifyError): ProblemKind | undefined {
-  if (error instanceof InvalidUtf8Error) return 'body-invalid';
+  const rejected = rejectedKind(error);
+  if (rejected) return rejected;
   return typeof error.code === 'string' && Object.hasOwn(bodyErrorKinds, error.code)
     ? bodyErrorKinds[error.code]
     : undefined;
@@ -143,26 +144,15 @@ function asArray<T>(value: T | T[] | undefined): T[] {
 }
 
 async function plugin(fastify: FastifyInstance, options: FastifyIdempotencyOptions): Promise<void> {
-  const { engine: given, scope, completer, reaper, ...engineOptions } = options;
-  const engine =
-    given ??
-    createIdempotencyEngine({
-      onError: (error, info) =>
-        fastify.log.error({ err: error, route: info.route }, 'onceflow: idempotent request failed'),
-      ...engineOptions,
-    });
+  const { engine: given, scope, ...engineOptions } = options;
+  const engine = given ?? createIdempotencyEngine({ logger: fastify.log, ...engineOptions });
   scopeFunctions.set(engine, scope ?? (() => 'default'));
   fastify.decorate('idempotency', engine);
-
-  const started = [
-    completer === false ? undefined : startIdempotencyCompleter(engine, completer ?? {}),
-    reaper === false ? undefined : startIdempotencyReaper(engine, reaper ?? {}),
-  ];
-  const stopAll = createStoppable({}, async () => {
-    await Promise.all(started.map((handle) => handle?.stop()));
-    if (!given) await engine.stop();
-  });
-  fastify.addHook('onClose', async () => stopAll.stop());
+  if (!given) {
+    // Started with the app (its completer and reaper with it), stopped when the app closes.
+    const running = await engine.start();
+    fastify.addHook('onClose', async () => running.stop());
+  }
 
   const admit: onRequestHookHandler = async (request, reply) => {
     const route = engine.routes.get(routeIdOf(request.method, request.routeOptions.url ?? request.url));

@@ -1,5 +1,6 @@
+import { isOnceflowError } from '@onceflow/core';
 import { describe, expect, it } from 'vitest';
-import { FingerprintError, requestFingerprint } from './fingerprint';
+import { requestFingerprint } from './fingerprint';
 
 const base = { method: 'POST', route: 'POST /pay', url: '/pay', headers: {} };
 
@@ -24,7 +25,14 @@ describe('request fingerprint', () => {
       expect(requestFingerprint(other, ['x-h']).equals(a)).toBe(false);
   });
 
-  it('refuses bodies JCS cannot express', () => {
-    expect(() => requestFingerprint({ ...base, body: { s: '\udc00' } }, [])).toThrow(FingerprintError);
+  it('refuses bodies JCS cannot express with OF_IDEMPOTENCY_REJECTED, status 400', () => {
+    let thrown: unknown;
+    try {
+      requestFingerprint({ ...base, body: { s: '\udc00' } }, []);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(isOnceflowError(thrown, 'OF_IDEMPOTENCY_REJECTED')).toBe(true);
+    expect(thrown).toMatchObject({ details: { status: 400, problem: 'body-invalid' } });
   });
 });

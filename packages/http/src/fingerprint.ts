@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { rejectedRequest } from './problem';
 
 /** The parts of a request that make two requests with one key "the same request". */
 export interface FingerprintInput {
@@ -13,11 +14,6 @@ export interface FingerprintInput {
   headers: Record<string, string | undefined>;
 }
 
-/** Thrown when a body cannot be canonicalised (lone surrogates, non-finite numbers, cycles). */
-export class FingerprintError extends Error {
-  override readonly name = 'FingerprintError';
-}
-
 function bodyDocument(body: unknown): unknown {
   if (body === undefined || body === null) return null;
   if (Buffer.isBuffer(body) || body instanceof Uint8Array)
@@ -28,7 +24,9 @@ function bodyDocument(body: unknown): unknown {
 
 /**
  * SHA-256 over the RFC 8785 (JCS) canonical JSON of method, route, URL, body and chosen headers,
- * so JSON bodies that differ only in key order or whitespace are the same request.
+ * so JSON bodies that differ only in key order or whitespace are the same request. A body that
+ * cannot be canonicalised (lone surrogates, non-finite numbers, cycles) throws
+ * OF_IDEMPOTENCY_REJECTED with `details.problem` `body-invalid` (status 400).
  */
 export function requestFingerprint(input: FingerprintInput, headerNames: readonly string[]): Buffer {
   const headers: Record<string, string | null> = {};
@@ -43,8 +41,8 @@ export function requestFingerprint(input: FingerprintInput, headerNames: readonl
       body: bodyDocument(input.body),
     });
   } catch (error) {
-    throw new FingerprintError('request body cannot be canonicalised', { cause: error });
+    throw rejectedRequest('body-invalid', 'request body cannot be canonicalised', error);
   }
-  if (text === undefined) throw new FingerprintError('request body cannot be canonicalised');
+  if (text === undefined) throw rejectedRequest('body-invalid', 'request body cannot be canonicalised');
   return createHash('sha256').update(text, 'utf8').digest();
 }

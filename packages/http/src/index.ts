@@ -1,8 +1,8 @@
 export {
-  type CompleterOptions,
-  defaultCompleterOptions,
+  createIdempotencyCompleter,
+  defaultIdempotencyCompleterOptions,
   type IdempotencyCompleter,
-  startIdempotencyCompleter,
+  type IdempotencyCompleterOptions,
 } from './completer';
 export {
   type Admission,
@@ -11,7 +11,7 @@ export {
   type ResumeOutcome,
 } from './engine';
 export { type FastifyIdempotencyOptions, idempotency, idempotent } from './fastify';
-export { FingerprintError, type FingerprintInput, requestFingerprint } from './fingerprint';
+export { type FingerprintInput, requestFingerprint } from './fingerprint';
 export {
   idempotencyKeyHeader,
   type KeyHeaderResult,
@@ -22,6 +22,7 @@ export { idempotentListener, type NodeIdempotentRouteOptions } from './node';
 export {
   defaultIdempotencyEngineOptions,
   type IdempotencyEngineOptions,
+  type IdempotencyTestHooks,
   type PhaseCommitInfo,
   type ResolvedEngineOptions,
 } from './options';
@@ -34,10 +35,10 @@ export {
   problemTypeUri,
 } from './problem';
 export {
-  defaultReaperOptions,
+  createIdempotencyReaper,
+  defaultIdempotencyReaperOptions,
   type IdempotencyReaper,
-  type ReaperOptions,
-  startIdempotencyReaper,
+  type IdempotencyReaperOptions,
 } from './reaper';
 export { type HttpResult, type IdempotentResponse, serializeResponse } from './response';
 export {

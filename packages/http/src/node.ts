@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { reportError, toOnceflowError } from '@onceflow/core';
 import type { IdempotencyEngine } from './engine';
 import { keyHeaderLines } from './key-header';
-import type { ProblemKind } from './problem';
+import { problemTypes, rejectedKind, rejectedRequest } from './problem';
 import type { HttpResult } from './response';
 import {
   defineRoute,
@@ -10,7 +11,7 @@ import {
   type IdempotentRequest,
   type IdempotentRouteOptions,
 } from './route';
-import { decodeUtf8Strict, InvalidUtf8Error, parseFormStrict, utf8CheckOf } from './utf8-check';
+import { decodeUtf8Strict, parseFormStrict, utf8CheckOf } from './utf8-check';
 
 /** Options of {@link idempotentListener}. */
 export interface NodeIdempotentRouteOptions extends IdempotentRouteOptions {
@@ -22,12 +23,6 @@ export interface NodeIdempotentRouteOptions extends IdempotentRouteOptions {
   scope?: (request: IncomingMessage) => string | undefined;
   /** Path parameters of a request, when the router knows them. Default: Express's `req.params`, else none. */
   params?: (request: IncomingMessage) => Record<string, string>;
-}
-
-class BodyProblem extends Error {
-  constructor(readonly kind: ProblemKind) {
-    super(kind);
-  }
 }
 
 function send(response: ServerResponse, result: HttpResult, closeConnection = false): void {
@@ -43,14 +38,15 @@ function send(response: ServerResponse, result: HttpResult, closeConnection = fa
 function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) return reject(new BodyProblem('body-too-large'));
+    if (Number.isFinite(declared) && declared > limit)
+      return reject(rejectedRequest('body-too-large', problemTypes['body-too-large'].title));
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        reject(new BodyProblem('body-too-large'));
+        reject(rejectedRequest('body-too-large', problemTypes['body-too-large'].title));
         return;
       }
       chunks.push(chunk);
@@ -61,7 +57,7 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onError = (): void => {
       cleanup();
-      reject(new BodyProblem('body-invalid'));
+      reject(rejectedRequest('body-invalid', problemTypes['body-invalid'].title));
     };
     function cleanup(): void {
       request.off('data', onData).off('end', onEnd).off('error', onError);
@@ -72,7 +68,8 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
 
 function parseBody(contentType: string | undefined, bytes: Buffer): unknown {
   if (bytes.length === 0) return undefined;
-  if (!contentType) throw new BodyProblem('unsupported-media-type');
+  if (!contentType)
+    throw rejectedRequest('unsupported-media-type', problemTypes['unsupported-media-type'].title);
   const check = utf8CheckOf(contentType);
   if (check === undefined) return bytes;
   if (check === 'form') return parseFormStrict(bytes);
@@ -82,7 +79,7 @@ function parseBody(contentType: string | undefined, bytes: Buffer): unknown {
     try {
       return JSON.parse(text);
     } catch {
-      throw new BodyProblem('body-invalid');
+      throw rejectedRequest('body-invalid', problemTypes['body-invalid'].title);
     }
   }
   return text;
@@ -119,12 +116,7 @@ export function idempotentListener<Body = unknown>(
           await readBody(request, engine.options.bodyLimitBytes),
         );
       } catch (error) {
-        const kind =
-          error instanceof BodyProblem
-            ? error.kind
-            : error instanceof InvalidUtf8Error
-              ? 'body-invalid'
-              : undefined;
+        const kind = rejectedKind(error);
         if (!kind) throw error;
         // The rest of an oversized body is never read: close the connection instead.
         return send(response, engine.errorResponse(kind), kind === 'body-too-large');
@@ -150,7 +142,13 @@ export function idempotentListener<Body = unknown>(
 
   return (request, response, next) => {
     run(request, response).catch((error: unknown) => {
-      engine.options.onError(error, { route: route.id, scope: '', key: undefined });
+      reportError(
+        engine.options,
+        'error',
+        toOnceflowError(error, 'OF_HANDLER_FAILED', `request on ${route.id} failed`, {
+          details: { route: route.id },
+        }),
+      );
       if (next) next(error);
       else if (!response.headersSent) send(response, engine.errorResponse('internal-error'));
       else response.destroy();

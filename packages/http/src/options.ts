@@ -1,9 +1,18 @@
-import { checkDurationMs, invalidOptions } from '@onceflow/core';
-import type { IdempotencyKeyStore } from '@onceflow/postgres';
+import {
+  type BaseOptions,
+  checkDurationMs,
+  type ErrorHook,
+  invalidOptions,
+  type Logger,
+  resolveLogger,
+} from '@onceflow/core';
+import { defaultSchemaName, type IdempotencyKeyStore } from '@onceflow/postgres';
 import type { Pool } from 'pg';
+import type { IdempotencyCompleterOptions } from './completer';
 import type { ErrorFormat } from './problem';
+import type { IdempotencyReaperOptions } from './reaper';
 
-/** Observation point after a phase's transaction committed with its recovery point. */
+/** What {@link IdempotencyTestHooks.afterPhaseCommit} is told: a phase committed its recovery point. */
 export interface PhaseCommitInfo {
   route: string;
   scope: string;
@@ -13,16 +22,31 @@ export interface PhaseCommitInfo {
   recoveryPoint: string;
 }
 
-/** Options of {@link createIdempotencyEngine}. */
-export interface IdempotencyEngineOptions {
-  /** Pool the key store and handler transactions use. Required unless `store` is given. */
+/** Seams for tests; awaited by the engine at an exact point. Not for production use. */
+export interface IdempotencyTestHooks {
+  /** After each phase's transaction committed with its recovery point (a crash here is "between phases"). */
+  afterPhaseCommit?: (info: PhaseCommitInfo) => void | Promise<void>;
+}
+
+/**
+ * Options of {@link createIdempotencyEngine}. `retry` is the retry of serialization failures and
+ * deadlocks of the key store's transactions (always retried; an attempt is one run of a phase).
+ * `onError` and the logger receive handler and database errors with `route`, `scope` and `key` in
+ * their details; clients only ever see a generic answer.
+ */
+export interface IdempotencyEngineOptions extends BaseOptions {
+  /**
+   * Pool the key store (in `schema`) and the handler transactions use. Give exactly one of `pool`
+   * and `store`.
+   */
   pool?: Pool;
-  /** Key store; default: the Postgres store over `pool` in `schema`. */
+  /** Key store, instead of `pool` (its schema and retries are the store's; give neither then). */
   store?: IdempotencyKeyStore;
-  /** Schema holding onceflow's tables. Default: `onceflow`. */
-  schema?: string;
-  /** How long a key is remembered, in hours, counted from its first request. Default: 24 (Stripe's window). */
-  retentionHours?: number;
+  /**
+   * How long a key is remembered, in milliseconds, counted from its first request; at least an hour,
+   * so retries after a timeout still match. Default: 86400000 (24 hours, Stripe's window).
+   */
+  retentionMs?: number;
   /**
    * Lease of an unfinished multi-phase request, in milliseconds: how long other requests for the
    * key get 409 after its process stopped between phases, before one of them may take over. Default: 10 000.
@@ -63,16 +87,21 @@ export interface IdempotencyEngineOptions {
    * changed. Default: `problem+json`.
    */
   errorFormat?: ErrorFormat;
-  /** Called after each phase commits a recovery point (metrics, fault injection in tests). Default: none. */
-  afterPhaseCommit?: (info: PhaseCommitInfo) => void | Promise<void>;
-  /** Receives handler and database errors; clients only ever see a generic problem. Default: `console.error`. */
-  onError?: (error: unknown, info: { route: string; scope: string; key: string | undefined }) => void;
+  /**
+   * The completer that `start()` runs, finishing multi-phase requests whose process died; `false`
+   * runs none. Default: on, with `defaultIdempotencyCompleterOptions`.
+   */
+  completer?: IdempotencyCompleterOptions | false;
+  /** The reaper that `start()` runs, deleting expired keys; `false` runs none. Default: on, with `defaultIdempotencyReaperOptions`. */
+  reaper?: IdempotencyReaperOptions | false;
+  /** Seams for tests. Default: none. */
+  testHooks?: IdempotencyTestHooks;
 }
 
 /** Defaults of {@link IdempotencyEngineOptions}. */
 export const defaultIdempotencyEngineOptions = Object.freeze({
-  schema: 'onceflow',
-  retentionHours: 24,
+  schema: defaultSchemaName,
+  retentionMs: 24 * 3_600_000,
   leaseMs: 10_000,
   bodyLimitBytes: 1_048_576,
   maxKeyLength: 255,
@@ -83,16 +112,27 @@ export const defaultIdempotencyEngineOptions = Object.freeze({
   maxKeysInFlightPerScope: 32,
   inFlightWaitMs: 5_000,
   errorFormat: 'problem+json' as ErrorFormat,
-  onError: (error: unknown, info: { route: string; scope: string; key: string | undefined }): void => {
-    console.error(`onceflow idempotency: request failed on ${info.route}`, error);
-  },
 });
 
 /** Options after defaults were applied and checked. */
-export type ResolvedEngineOptions = Required<
-  Omit<IdempotencyEngineOptions, 'pool' | 'store' | 'afterPhaseCommit' | 'fingerprintHeaders'>
-> &
-  Pick<IdempotencyEngineOptions, 'afterPhaseCommit'> & { fingerprintHeaders: readonly string[] };
+export interface ResolvedEngineOptions {
+  schema: string;
+  retentionMs: number;
+  leaseMs: number;
+  bodyLimitBytes: number;
+  maxKeyLength: number;
+  acceptUnquotedKeys: boolean;
+  fingerprintHeaders: readonly string[];
+  releaseOn: (status: number) => boolean;
+  maxInFlight: number;
+  maxKeysInFlightPerScope: number;
+  inFlightWaitMs: number;
+  errorFormat: ErrorFormat;
+  /** Bound to `component: 'idempotency'`; silent by default. */
+  logger: Logger;
+  onError: ErrorHook | undefined;
+  testHooks: IdempotencyTestHooks;
+}
 
 function positive(name: string, value: number, integer = true): void {
   if (!(value > 0) || (integer && !Number.isInteger(value)) || !Number.isFinite(value))
@@ -104,14 +144,33 @@ function positive(name: string, value: number, integer = true): void {
 
 /** Applies defaults and throws OF_INVALID_OPTIONS for anything that cannot work. */
 export function resolveEngineOptions(options: IdempotencyEngineOptions): ResolvedEngineOptions {
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const resolved = { ...defaultIdempotencyEngineOptions, ...defined } as ResolvedEngineOptions;
-  if (!options.store && !options.pool) invalidOptions('idempotency', 'give a pg `pool` (or a key `store`)');
-  positive('retentionHours', resolved.retentionHours, false);
-  if (resolved.retentionHours < 1)
+  if (options === null || typeof options !== 'object')
+    invalidOptions('idempotency', 'options must be an object');
+  const {
+    pool: _pool,
+    store: _store,
+    retry: _retry,
+    completer: _completer,
+    reaper: _reaper,
+    logger,
+    onError,
+    testHooks,
+    ...settings
+  } = options;
+  const defined = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+  const resolved = {
+    ...defaultIdempotencyEngineOptions,
+    ...defined,
+    logger: resolveLogger('idempotency', logger, { component: 'idempotency' }),
+    onError,
+    testHooks: testHooks ?? {},
+  } as ResolvedEngineOptions;
+  if (onError !== undefined && typeof onError !== 'function')
+    invalidOptions('idempotency', 'onError must be a function');
+  if (!(resolved.retentionMs >= 3_600_000) || !Number.isInteger(resolved.retentionMs))
     invalidOptions(
       'idempotency',
-      `retentionHours must be >= 1 so retries after a timeout still match (got ${resolved.retentionHours})`,
+      `retentionMs must be an integer of at least 3600000 (an hour) so retries after a timeout still match (got ${resolved.retentionMs})`,
     );
   checkDurationMs('idempotency', 'leaseMs', resolved.leaseMs);
   positive('bodyLimitBytes', resolved.bodyLimitBytes);

@@ -1,3 +1,4 @@
+import { OnceflowError } from '@onceflow/core';
 import type { HttpResult } from './response';
 
 /**
@@ -130,4 +131,23 @@ export function errorResponse(
 /** A problem+json answer for a problem: {@link errorResponse} in the default format. */
 export function problemResponse(kind: ProblemKind, options: { retryAfterS?: number } = {}): HttpResult {
   return errorResponse(kind, { ...options, format: 'problem+json' });
+}
+
+/**
+ * The error onceflow throws internally for a request it refuses before any handler runs (an
+ * unreadable body): OF_IDEMPOTENCY_REJECTED with the HTTP `status` and the `problem` kind in its
+ * details, which the adapters turn into the answer of that kind.
+ */
+export function rejectedRequest(kind: ProblemKind, message: string, cause?: unknown): OnceflowError {
+  return new OnceflowError('OF_IDEMPOTENCY_REJECTED', message, {
+    details: { status: problemTypes[kind].status, problem: kind },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** The problem kind of an OF_IDEMPOTENCY_REJECTED error, or undefined for any other error. */
+export function rejectedKind(error: unknown): ProblemKind | undefined {
+  if (!(error instanceof OnceflowError) || error.code !== 'OF_IDEMPOTENCY_REJECTED') return undefined;
+  const kind = error.details.problem;
+  return typeof kind === 'string' && Object.hasOwn(problemTypes, kind) ? (kind as ProblemKind) : undefined;
 }

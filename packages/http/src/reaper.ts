@@ -1,8 +1,17 @@
-import { checkDurationMs, createStoppable, invalidOptions, type StartedHandle, sleep } from '@onceflow/core';
+import {
+  alreadyStarted,
+  checkDurationMs,
+  createStoppable,
+  invalidOptions,
+  reportError,
+  type StartedHandle,
+  sleep,
+  toOnceflowError,
+} from '@onceflow/core';
 import type { IdempotencyEngine } from './engine';
 
-/** Options of {@link startIdempotencyReaper}. */
-export interface ReaperOptions {
+/** Options of {@link createIdempotencyReaper}. */
+export interface IdempotencyReaperOptions {
   /** Pause between reaping rounds, in milliseconds. Default: 300 000 (5 minutes). */
   intervalMs?: number;
   /** Keys deleted per statement; small batches keep locks short. Default: 500. */
@@ -11,36 +20,39 @@ export interface ReaperOptions {
   maxBatchesPerRound?: number;
 }
 
-/** Defaults of {@link ReaperOptions}. */
-export const defaultReaperOptions = Object.freeze({
+/** Defaults of {@link IdempotencyReaperOptions}. */
+export const defaultIdempotencyReaperOptions = Object.freeze({
   intervalMs: 300_000,
   batchSize: 500,
   maxBatchesPerRound: 20,
 });
 
-/** A running reaper. */
-export interface IdempotencyReaper extends StartedHandle {
+/** A configured reaper. */
+export interface IdempotencyReaper {
   /** Runs one round now; resolves to the number of keys deleted. */
   runOnce(): Promise<number>;
+  /** Reaps every `intervalMs` until the handle is stopped. Call once: a second call rejects with OF_ALREADY_STARTED. */
+  start(): Promise<StartedHandle>;
 }
+
+const component = 'idempotency reaper';
 
 /**
  * Deletes expired keys in small batches. Only completed keys are ever deleted: a key still in
- * progress (running, or waiting for a retry or the completer) is left alone whatever its age.
+ * progress (running, or waiting for a retry or the completer) is left alone whatever its age. A
+ * started engine runs one unless told otherwise (`reaper: false`).
  */
-export function startIdempotencyReaper(
+export function createIdempotencyReaper(
   engine: IdempotencyEngine,
-  options: ReaperOptions = {},
+  options: IdempotencyReaperOptions = {},
 ): IdempotencyReaper {
-  const { intervalMs, batchSize, maxBatchesPerRound } = { ...defaultReaperOptions, ...options };
-  checkDurationMs('idempotency reaper', 'intervalMs', intervalMs, { integer: false });
+  const { intervalMs, batchSize, maxBatchesPerRound } = { ...defaultIdempotencyReaperOptions, ...options };
+  checkDurationMs(component, 'intervalMs', intervalMs, { integer: false });
   if (!Number.isInteger(batchSize) || batchSize < 1)
-    invalidOptions('idempotency reaper', `batchSize must be an integer >= 1 (got ${batchSize})`);
+    invalidOptions(component, `batchSize must be an integer >= 1 (got ${batchSize})`);
   if (!Number.isInteger(maxBatchesPerRound) || maxBatchesPerRound < 1)
-    invalidOptions(
-      'idempotency reaper',
-      `maxBatchesPerRound must be an integer >= 1 (got ${maxBatchesPerRound})`,
-    );
+    invalidOptions(component, `maxBatchesPerRound must be an integer >= 1 (got ${maxBatchesPerRound})`);
+  const logger = engine.options.logger.child({ component });
 
   const abort = new AbortController();
   async function runOnce(): Promise<number> {
@@ -52,23 +64,35 @@ export function startIdempotencyReaper(
     }
     return total;
   }
-  const loop = (async () => {
-    while (!abort.signal.aborted) {
-      await sleep(intervalMs, abort.signal);
-      if (abort.signal.aborted) break;
-      try {
-        await runOnce();
-      } catch (error) {
-        try {
-          engine.options.onError(error, { route: 'reaper', scope: '', key: undefined });
-        } catch {
-          // A failing reporter must not end the loop or leave its promise rejected.
+
+  let started = false;
+  return {
+    runOnce,
+    async start() {
+      if (started) alreadyStarted(component);
+      started = true;
+      const loop = (async () => {
+        while (!abort.signal.aborted) {
+          await sleep(intervalMs, abort.signal);
+          if (abort.signal.aborted) break;
+          try {
+            await runOnce();
+          } catch (error) {
+            reportError(
+              { logger, onError: engine.options.onError },
+              'warn',
+              toOnceflowError(error, 'OF_UNAVAILABLE', 'idempotency reaper round failed, retrying', {
+                retriable: true,
+                details: { operation: 'reap' },
+              }),
+            );
+          }
         }
-      }
-    }
-  })();
-  return createStoppable({ runOnce }, async () => {
-    abort.abort();
-    await loop;
-  });
+      })();
+      return createStoppable({}, async () => {
+        abort.abort();
+        await loop;
+      });
+    },
+  };
 }

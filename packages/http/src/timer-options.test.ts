@@ -1,9 +1,9 @@
 import { isOnceflowError } from '@onceflow/core';
 import { describe, expect, it } from 'vitest';
-import { startIdempotencyCompleter } from './completer';
+import { createIdempotencyCompleter } from './completer';
 import { createIdempotencyEngine } from './engine';
 import { MemoryKeyStore } from './memory-store.test-support';
-import { startIdempotencyReaper } from './reaper';
+import { createIdempotencyReaper } from './reaper';
 
 function thrownBy(run: () => unknown): Error {
   try {
@@ -19,13 +19,13 @@ describe('idempotency timer options', () => {
   const engine = createIdempotencyEngine({ store: new MemoryKeyStore(), onError: () => undefined });
 
   it('the completer and the reaper refuse an interval above 2^31 - 1 ms instead of looping every 1 ms', () => {
-    expect(thrownBy(() => startIdempotencyCompleter(engine, { intervalMs: 2 ** 31 })).message).toMatch(
+    expect(thrownBy(() => createIdempotencyCompleter(engine, { intervalMs: 2 ** 31 })).message).toMatch(
       /^idempotency completer: intervalMs must be at most 2147483647 ms/,
     );
-    expect(thrownBy(() => startIdempotencyCompleter(engine, { idleMs: 2 ** 31 })).message).toMatch(
+    expect(thrownBy(() => createIdempotencyCompleter(engine, { idleMs: 2 ** 31 })).message).toMatch(
       /idleMs must be at most 2147483647 ms/,
     );
-    expect(thrownBy(() => startIdempotencyReaper(engine, { intervalMs: 2 ** 31 })).message).toMatch(
+    expect(thrownBy(() => createIdempotencyReaper(engine, { intervalMs: 2 ** 31 })).message).toMatch(
       /^idempotency reaper: intervalMs must be at most 2147483647 ms/,
     );
   });
@@ -37,8 +37,8 @@ describe('idempotency timer options', () => {
   });
 
   it('the timer limit itself is accepted', async () => {
-    const completer = startIdempotencyCompleter(engine, { intervalMs: 2 ** 31 - 1 });
-    const reaper = startIdempotencyReaper(engine, { intervalMs: 2 ** 31 - 1 });
+    const completer = await createIdempotencyCompleter(engine, { intervalMs: 2 ** 31 - 1 }).start();
+    const reaper = await createIdempotencyReaper(engine, { intervalMs: 2 ** 31 - 1 }).start();
     await completer.stop();
     await reaper.stop();
   });

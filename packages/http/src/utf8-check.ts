@@ -1,12 +1,18 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { TextDecoder } from 'node:util';
+import { OnceflowError } from '@onceflow/core';
+import { problemTypes } from './problem';
 
-/** An error a framework turns into a 400 without exposing anything else. */
-export class InvalidUtf8Error extends Error {
-  override readonly name = 'InvalidUtf8Error';
-  readonly statusCode = 400;
+/**
+ * A body refused for invalid UTF-8: OF_IDEMPOTENCY_REJECTED (problem `body-invalid`), with the
+ * `statusCode` frameworks turn into a 400 without exposing anything else.
+ */
+export class InvalidUtf8Error extends OnceflowError {
+  readonly statusCode = problemTypes['body-invalid'].status;
   constructor() {
-    super('request body is not valid UTF-8');
+    super('OF_IDEMPOTENCY_REJECTED', 'request body is not valid UTF-8', {
+      details: { status: problemTypes['body-invalid'].status, problem: 'body-invalid' },
+    });
   }
 }
 

@@ -3,12 +3,8 @@ import * as inbox from './index';
 
 it('the public surface of @onceflow/inbox is exactly the documented exports', () => {
   expect(Object.keys(inbox).sort()).toEqual([
-    'createInboxEngine',
-    'deadLetterEvent',
+    'createInboxConsumer',
     'deadLetterHeaders',
-    'defaultInboxOptions',
-    'inboxModes',
-    'positionAheadPolicies',
-    'resolveInboxOptions',
+    'defaultInboxConsumerOptions',
   ]);
 });

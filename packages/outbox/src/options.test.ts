@@ -18,27 +18,33 @@ describe('relay options', () => {
 
   it.each([
     [{ batchSize: 0 }, /batchSize/],
-    [{ leaseTtlMs: 1_000, heartbeatIntervalMs: 600 }, /below half of leaseTtlMs/],
+    [{ leaseMs: 1_000, heartbeatIntervalMs: 600 }, /below half of leaseMs/],
     [{ schema: 'Bad-Name' }, /schema name/],
-    [{ retryInitialDelayMs: 500, retryMaxDelayMs: 100 }, /retryMaxDelayMs/],
+    [{ retry: { initialDelayMs: 500, maxDelayMs: 100 } }, /retry: maxDelayMs must be >= initialDelayMs/],
     [{ startupTimeoutMs: -5 }, /startupTimeoutMs/],
   ])('rejects %o at construction', (bad, message) => {
     expect(() => resolveRelayOptions({ pool, transport, ...bad })).toThrow(message);
   });
 
-  it.each([
-    'pollIntervalMs',
-    'heartbeatIntervalMs',
-    'retryInitialDelayMs',
-    'retryMaxDelayMs',
-    'metricsIntervalMs',
-    'startupTimeoutMs',
-  ])('refuses %s above 2^31 - 1 ms, which Node would shorten to 1 ms', (name) => {
-    const huge = { leaseTtlMs: 2 ** 31 - 1, retryMaxDelayMs: 2 ** 31 - 1, [name]: 2 ** 31 };
-    expect(() => resolveRelayOptions({ pool, transport, ...huge })).toThrow(
-      new RegExp(`^createOutboxRelay: ${name} must be at most 2147483647 ms`),
-    );
-  });
+  it.each(['pollIntervalMs', 'heartbeatIntervalMs', 'metricsIntervalMs', 'startupTimeoutMs'])(
+    'refuses %s above 2^31 - 1 ms, which Node would shorten to 1 ms',
+    (name) => {
+      const huge = { leaseMs: 2 ** 31 - 1, retry: { maxDelayMs: 2 ** 31 - 1 }, [name]: 2 ** 31 };
+      expect(() => resolveRelayOptions({ pool, transport, ...huge })).toThrow(
+        new RegExp(`^createOutboxRelay: ${name} must be at most 2147483647 ms`),
+      );
+    },
+  );
+
+  it.each(['initialDelayMs', 'maxDelayMs'])(
+    'refuses retry.%s above 2^31 - 1 ms, which Node would shorten to 1 ms',
+    (name) => {
+      const huge = { leaseMs: 2 ** 31 - 1, retry: { maxDelayMs: 2 ** 31 - 1, [name]: 2 ** 31 } };
+      expect(() => resolveRelayOptions({ pool, transport, ...huge })).toThrow(
+        new RegExp(`^createOutboxRelay: retry: ${name} must be at most 2147483647 ms`),
+      );
+    },
+  );
 
   it('accepts no startup limit (the default), 0 and the timer limit', () => {
     expect(resolveRelayOptions({ pool, transport }).startupTimeoutMs).toBeUndefined();

@@ -6,6 +6,7 @@ export {
   type InboxClaim,
   type InboxClaimEntry,
   type InboxClaimInput,
+  type InboxPositionReset,
   type InboxRotation,
   type InboxStore,
   type InboxTransaction,
