@@ -1,8 +1,10 @@
 import type { OutboxEvent } from '@onceflow/core';
-import { encodeOutboxEvent, migrate, type PgQueryable, quoteIdentifier } from '@onceflow/postgres';
+import { migrate, type PgQueryable, quoteIdentifier } from '@onceflow/postgres';
 import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { DatabaseSetup } from 'pg-transactional-outbox';
+// Internal: the row enqueue() would write, to load many events in one statement.
+import { encodeOutboxEvent } from '../../packages/postgres/src/outbox/enqueue';
 import { benchKey, benchMessageId, benchValue } from './shared';
 
 /** Creates topics with `partitions` partitions each. */
@@ -134,7 +136,7 @@ export async function enqueueEvents(
   schema: string,
   events: OutboxEvent[],
 ): Promise<void> {
-  const rows = events.map(encodeOutboxEvent);
+  const rows = events.map((event) => encodeOutboxEvent(event, schema));
   await client.query(
     `SELECT ${quoteIdentifier(schema)}.enqueue(e.id, e.lane, e.lock_key, e.topic, e.key, e.value, ARRAY['message-id']::text[], ARRAY[convert_to(e.id, 'UTF8')]::bytea[])
        FROM unnest($1::text[], $2::smallint[], $3::integer[], $4::text[], $5::bytea[], $6::bytea[])

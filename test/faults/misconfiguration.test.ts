@@ -59,8 +59,8 @@ describe('fault suite: misconfiguration and unreachable services', () => {
       { entry: 'relay.ts', options: { pollIntervalMs: 2 ** 31 }, names: /pollIntervalMs/ },
       {
         entry: 'relay.ts',
-        options: { leaseTtlMs: 2 ** 32, heartbeatIntervalMs: 2 ** 31 },
-        names: /leaseTtlMs|heartbeatIntervalMs/,
+        options: { leaseMs: 2 ** 32, heartbeatIntervalMs: 2 ** 31 },
+        names: /leaseMs|heartbeatIntervalMs/,
       },
       { entry: 'consumer.ts', options: { pruneIntervalMs: 2 ** 31 }, names: /pruneIntervalMs/ },
       {

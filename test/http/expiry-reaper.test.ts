@@ -1,4 +1,4 @@
-import { createIdempotencyEngine, startIdempotencyReaper } from '@onceflow/http';
+import { createIdempotencyEngine, createIdempotencyReaper } from '@onceflow/http';
 import { idempotencyTables } from '@onceflow/postgres';
 import { eq } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
@@ -77,12 +77,19 @@ describe('key expiry and the reaper', () => {
               (gen_random_uuid(), 'reap', 'fresh', '\\x00', 'POST /x', 'in_progress', 'phase_2', gen_random_uuid(),
                now() + interval '1 hour', now() + interval '1 day')`,
     );
-    await using engine = createIdempotencyEngine({ pool: db.pool, schema: db.schema });
-    await using reaper = startIdempotencyReaper(engine, {
+    const engine = createIdempotencyEngine({
+      pool: db.pool,
+      schema: db.schema,
+      completer: false,
+      reaper: false,
+    });
+    await using _engine = await engine.start();
+    const reaper = createIdempotencyReaper(engine, {
       intervalMs: 60_000,
       batchSize: 3,
       maxBatchesPerRound: 2,
     });
+    await using _reaper = await reaper.start();
     expect(await reaper.runOnce()).toBe(6); // two batches of three, then the round ends
     expect(await reaper.runOnce()).toBe(1);
     expect(await reaper.runOnce()).toBe(0);

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { StartedHandle } from '@onceflow/core';
 import { createIdempotencyEngine, type IdempotencyEngine, idempotentListener } from '@onceflow/http';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ let db: TestDatabase;
 let app: FastifyInstance;
 let fastifyUrl: string;
 let engine: IdempotencyEngine;
+let running: StartedHandle | undefined;
 let server: Server;
 let nodeUrl: string;
 const nodeBodies: unknown[] = [];
@@ -20,6 +22,7 @@ beforeAll(async () => {
   await createCustomersTable(db.pool, db.schema);
   ({ app, url: fastifyUrl } = await startStripeApp(db.pool, db.schema));
   engine = createIdempotencyEngine({ pool: db.pool, schema: db.schema, onError: () => undefined });
+  running = await engine.start();
   server = createServer(
     idempotentListener(engine, { path: '/v1/customers', required: true }, async (req) => {
       nodeBodies.push(req.body);
@@ -33,7 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await new Promise((resolve) => server?.close(resolve));
-  await engine?.stop();
+  await running?.stop();
   await db?.drop();
 });
 

@@ -13,6 +13,7 @@ let closeAll: () => Promise<void>;
 beforeAll(async () => {
   db = await createTestDatabase();
   const engine = createIdempotencyEngine({ pool: db.pool, schema: db.schema, onError: () => undefined });
+  const running = await engine.start();
   const listener = idempotentListener(
     engine,
     { path: '/orders', required: true, scope: (req) => req.headers['x-tenant'] as string | undefined },
@@ -27,7 +28,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   closeAll = async () => {
     await new Promise((resolve) => server.close(resolve));
-    await engine.stop();
+    await running.stop();
   };
 });
 

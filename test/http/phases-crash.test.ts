@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { createIdempotencyEngine, defineRoute, startIdempotencyCompleter } from '@onceflow/http';
+import { createIdempotencyCompleter, createIdempotencyEngine, defineRoute } from '@onceflow/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChildHandle, createTestDatabase, spawnTs, type TestDatabase } from '../support';
 import { json, postJson, type WireResponse } from './helpers';
@@ -133,6 +133,7 @@ describe('multi-phase requests with a foreign side effect (atomic phases, recove
       schema: db.schema,
       leaseMs: 1000,
       onError: () => undefined,
+      completer: false,
     });
     engine.register(
       defineRoute(
@@ -143,7 +144,9 @@ describe('multi-phase requests with a foreign side effect (atomic phases, recove
         },
       ),
     );
-    const completer = startIdempotencyCompleter(engine, { intervalMs: 60_000, idleMs: 0 });
+    const running = await engine.start();
+    const completer = createIdempotencyCompleter(engine, { intervalMs: 60_000, idleMs: 0 });
+    const completing = await completer.start();
     try {
       let outcomes: string[] = [];
       for (let attempt = 0; attempt < 100 && !outcomes.includes('completed'); attempt++) {
@@ -152,8 +155,8 @@ describe('multi-phase requests with a foreign side effect (atomic phases, recove
       }
       expect(outcomes).toContain('completed');
     } finally {
-      await completer.stop();
-      await engine.stop();
+      await completing.stop();
+      await running.stop();
     }
     const [done] = await rows(
       `SELECT state, response_status FROM $schema.idempotency_keys WHERE key = '${key}'`,

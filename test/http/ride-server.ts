@@ -21,8 +21,10 @@ await app.register(idempotency, {
   scope: (req) => req.headers['x-tenant'] as string | undefined,
   completer: false,
   reaper: false,
-  afterPhaseCommit: async (info) => {
-    if (pause === 'between-phases' && info.recoveryPoint === 'ride_created') await freeze();
+  testHooks: {
+    afterPhaseCommit: async (info) => {
+      if (pause === 'between-phases' && info.recoveryPoint === 'ride_created') await freeze();
+    },
   },
 });
 app.post(

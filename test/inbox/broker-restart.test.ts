@@ -148,7 +148,7 @@ it('a kafka consumer that kafkajs would leave crashed is restarted and reported,
     handler: async (message, { client }) => {
       await client.query(`INSERT INTO "${db.schema}".effects (message_id) VALUES ($1)`, [message.id]);
     },
-    hooks: {
+    testHooks: {
       beforeOffsetCommit() {
         if (thrown) return;
         thrown = true;

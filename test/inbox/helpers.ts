@@ -1,5 +1,5 @@
 import type { StartedHandle } from '@onceflow/core';
-import { createInboxConsumer, type InboxConsumerOptions } from '@onceflow/kafkajs';
+import { createInboxConsumer, type KafkajsInboxConsumerOptions } from '@onceflow/kafkajs';
 import type { Pool } from 'pg';
 import { createTestDatabase, type TestDatabase, testKafka } from '../support';
 
@@ -15,7 +15,7 @@ export async function createInboxDatabase(poolSize = 10): Promise<TestDatabase> 
 /** Starts an inbox consumer with fast retries and quick fetches. */
 export function startConsumer(
   db: TestDatabase,
-  options: Omit<InboxConsumerOptions, 'kafka' | 'pool' | 'schema'> & { schema?: string },
+  options: Omit<KafkajsInboxConsumerOptions, 'kafka' | 'pool' | 'schema'> & { schema?: string },
 ): Promise<StartedHandle> {
   return createInboxConsumer({
     kafka: testKafka(),

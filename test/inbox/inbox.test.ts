@@ -226,7 +226,7 @@ describe('inbox consumer on Kafka and Postgres', () => {
         { schema: 'x"; drop table y; --' },
         /schema name .* is not allowed: use 1-48 characters of a-z, 0-9 and _/,
       ],
-      [{ maxBatchSize: -1 }, /maxBatchSize must be an integer between 1 and/],
+      [{ batchSize: -1 }, /batchSize must be an integer between 1 and/],
       [{ retry: { maxAttempts: -3 } }, /retry: maxAttempts must be an integer >= 1/],
       [{ handlerTimeoutMs: -10 }, /handlerTimeoutMs must be an integer/],
       [{ onMissingId: 'skip' }, /onMissingId must be one of derive-from-position, dead-letter/],
@@ -335,7 +335,7 @@ describe('inbox retention', () => {
     const local = await createInboxDatabase(4);
     try {
       const store = createPgInboxStore(local.pool, { schema: local.schema });
-      await store.declareRetention('ret', 3);
+      await store.declareRetention('ret', 3_000);
       const claim = async (id: string, offset: number) => {
         const tx = await store.begin();
         const result = await tx.claim({

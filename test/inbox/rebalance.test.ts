@@ -38,7 +38,7 @@ it('two instances with rebalances amid 10,000 messages over 6 partitions with ra
       consumer,
       topics: [topic],
       partitionsConsumedConcurrently: 3,
-      maxBatchSize: 200,
+      batchSize: 200,
       consumerConfig: { sessionTimeout: 10_000, heartbeatInterval: 500, maxBytesPerPartition: 32 * 1024 },
       handler: async (message, { client }) => {
         await client.query(`INSERT INTO "${db.schema}".effects (message_id, instance) VALUES ($1, $2)`, [

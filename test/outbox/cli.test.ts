@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin } from '@onceflow/postgres';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, createTopic, databaseUrl, spawnTs, uniqueName } from '../support';
@@ -54,7 +54,9 @@ describe('onceflow CLI', () => {
     await waitForDrain(db);
     expect(await relay.kill('SIGTERM')).toBe(0);
     expect(relay.output()).toMatch(/relay stopped after publishing 20 events/);
-    expect((await readOutboxStatus(db.pool, { schema: db.schema })).ownedLanes).toBe(0);
+    expect((await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus()).ownedLanes).toBe(
+      0,
+    );
 
     const byKey = orderByKey(await readPublished(topic, events.length));
     for (const key of ['k0', 'k1', 'k2', 'k3'])

@@ -1,6 +1,8 @@
 import type { OutboxRelayHandle } from '@onceflow/outbox';
-import { enqueue, laneOf } from '@onceflow/postgres';
+import { enqueue } from '@onceflow/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Internal: which lane a key falls in, to pick two keys of one lane.
+import { laneOf } from '../../packages/postgres/src/outbox/enqueue';
 import { createTestDatabase, createTopic, type TestDatabase, uniqueName } from '../support';
 import {
   enqueueCommitted,

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin } from '@onceflow/postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ChildHandle,
@@ -56,9 +56,9 @@ describe('outbox relay crashes and takeovers', () => {
     const acked = (await child.waitForLine(/^acked /)).slice('acked '.length).split(',');
     await child.kill('SIGKILL');
     // The acknowledged rows were never settled: they are still in the outbox.
-    expect((await readOutboxStatus(db.pool, { schema: db.schema })).backlog).toBeGreaterThanOrEqual(
-      acked.length,
-    );
+    expect(
+      (await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus()).backlog,
+    ).toBeGreaterThanOrEqual(acked.length);
 
     const relay = await startRelay(db);
     cleanup.push(() => relay.stop());
@@ -77,7 +77,8 @@ describe('outbox relay crashes and takeovers', () => {
     const child = spawnRelay(db);
     await child.waitForLine(/^started /);
     await eventually(
-      async () => (await readOutboxStatus(db.pool, { schema: db.schema })).ownedLanes === 16,
+      async () =>
+        (await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus()).ownedLanes === 16,
       'relay A to own all lanes',
     );
 

@@ -1,6 +1,6 @@
 import { connect, Socket } from 'node:net';
-import { type OutboxRelayHandle, readOutboxStatus } from '@onceflow/outbox';
-import { listParkedOutboxEvents, unparkOutboxEvents } from '@onceflow/postgres';
+import type { OutboxRelayHandle } from '@onceflow/outbox';
+import { createOnceflowAdmin } from '@onceflow/postgres';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -92,7 +92,7 @@ describe('outbox relay failures', () => {
     let outage = false;
     const relay: OutboxRelayHandle = await startRelay(db, {
       kafka,
-      observer: { onError: () => void (outage && errorsDuringOutage++) },
+      onError: () => void (outage && errorsDuringOutage++),
     });
     cleanup.push(() => relay.stop());
 
@@ -112,7 +112,7 @@ describe('outbox relay failures', () => {
     gate.cut();
     await load(10, 40);
     await eventually(() => errorsDuringOutage >= 2, 'the relay to fail publishing during the outage');
-    const during = await readOutboxStatus(db.pool, { schema: db.schema });
+    const during = await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus();
     expect(during.backlog).toBeGreaterThan(0);
     await load(40, 50);
     gate.restore();
@@ -153,7 +153,7 @@ describe('outbox relay failures', () => {
 
     // Everything is published but the parked event and the one behind it in its key.
     await eventually(async () => {
-      const status = await readOutboxStatus(db.pool, { schema: db.schema });
+      const status = await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus();
       return status.parked === 1 && status.backlog === 1;
     }, 'the oversized event to be parked and the rest published');
     const published = await readPublished(topic, 5);
@@ -162,9 +162,9 @@ describe('outbox relay failures', () => {
     expect(byKey.get(null)).toEqual(['keyless']);
     expect(byKey.get('poisoned')).toEqual(['p1']);
     expect(parked).toEqual([tooBigId]);
-    const rows = await listParkedOutboxEvents(db.pool, { schema: db.schema });
+    const rows = await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).listParkedEvents();
     expect(rows.map((row) => row.eventId)).toEqual([tooBigId]);
-    expect(rows[0]!.lastError).toMatch(/larger than the max message size/);
+    expect(rows[0]!.error).toMatch(/larger than the max message size/);
     // The event behind it in the same key is still waiting, neither published nor parked.
     const { rows: waiting } = await db.pool.query(
       `SELECT event_id FROM "${db.schema}".outbox WHERE parked_at IS NULL`,
@@ -182,7 +182,9 @@ describe('outbox relay failures', () => {
         },
       ],
     });
-    expect(await unparkOutboxEvents(db.pool, { schema: db.schema, eventIds: [tooBigId!] })).toBe(1);
+    expect(
+      await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).unparkEvents({ eventIds: [tooBigId!] }),
+    ).toBe(1);
     await waitForDrain(db);
     const after = await readPublished(topic, 7);
     expect(orderByKey(after).get('poisoned')).toEqual(['p1', big, 'p3']);
@@ -226,10 +228,10 @@ describe('outbox relay failures', () => {
     cleanup.push(() => relay.stop());
 
     await eventually(async () => {
-      const status = await readOutboxStatus(db.pool, { schema: db.schema });
+      const status = await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus();
       return status.parked === 1 && status.backlog === 0;
     }, 'the oversized event to be parked and the healthy one settled');
-    const rows = await listParkedOutboxEvents(db.pool, { schema: db.schema });
+    const rows = await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).listParkedEvents();
     expect(rows.map((row) => row.eventId)).toEqual([tooBigId]);
     const published = await readPublished(topic, 1, 30_000);
     expect(published.map((record) => record.id)).toEqual([healthyId]);

@@ -1,24 +1,23 @@
 import type { OutboxEvent } from '@onceflow/core';
-import { createOutboxRelay, type OutboxRelayOptions } from '@onceflow/kafkajs';
+import { createOutboxRelay, type KafkajsOutboxRelayOptions } from '@onceflow/kafkajs';
 import type { OutboxRelayHandle } from '@onceflow/outbox';
-import { enqueue, readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin, enqueue } from '@onceflow/postgres';
 import type { Pool, PoolClient } from 'pg';
 import { type TestDatabase, testKafka, uniqueName } from '../support';
 
 /** Relay settings for tests: short leases and polling so takeovers and fallbacks happen within seconds. */
 export const fastRelaySettings = {
   pollIntervalMs: 200,
-  leaseTtlMs: 2_000,
+  leaseMs: 2_000,
   heartbeatIntervalMs: 400,
-  retryInitialDelayMs: 100,
-  retryMaxDelayMs: 1_000,
+  retry: { initialDelayMs: 100, maxDelayMs: 1_000 },
   metricsIntervalMs: 0,
 } as const;
 
 /** Starts an in-process relay on the test database with {@link fastRelaySettings}. */
 export function startRelay(
   db: TestDatabase,
-  overrides: Partial<OutboxRelayOptions> = {},
+  overrides: Partial<KafkajsOutboxRelayOptions> = {},
 ): Promise<OutboxRelayHandle> {
   return createOutboxRelay({
     pool: db.pool,
@@ -89,7 +88,8 @@ export async function eventually(
 /** Resolves once the outbox holds no unpublished row (parked rows do not count). */
 export async function waitForDrain(db: TestDatabase, timeoutMs = 90_000): Promise<void> {
   await eventually(
-    async () => (await readOutboxStatus(db.pool, { schema: db.schema })).backlog === 0,
+    async () =>
+      (await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus()).backlog === 0,
     'the outbox to drain',
     timeoutMs,
   );

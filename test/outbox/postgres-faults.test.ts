@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { enqueue, migrate, readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin, enqueue, migrate } from '@onceflow/postgres';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -26,7 +26,7 @@ async function drained(pool: pg.Pool, schema: string, relay: ChildHandle): Promi
         throw new Error(
           `the relay process exited (code ${relay.child.exitCode}):\n${relay.output().slice(-3000)}`,
         );
-      return (await readOutboxStatus(pool, { schema })).backlog === 0;
+      return (await createOnceflowAdmin({ pool: pool, schema }).outboxStatus()).backlog === 0;
     },
     'the outbox to drain',
     120_000,

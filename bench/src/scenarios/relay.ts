@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin } from '@onceflow/postgres';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
 import { benchEvents, createTopics, enqueueEvents, fillNaiveOutbox, fillOnceflowOutbox } from '../services';
@@ -59,7 +59,7 @@ async function onceflowDrain(
     params as unknown as Record<string, unknown>,
   ).result();
   logRelay(ctx, `relay-drain${syncCommit === 'off' ? '-sync-off' : ''}`, result);
-  const status = await readOutboxStatus(ctx.pool, { schema: ctx.schema });
+  const status = await createOnceflowAdmin({ pool: ctx.pool, schema: ctx.schema }).outboxStatus();
   if (status.backlog !== 0)
     ctx.notes.push(`relay drain check: ${status.backlog} events still unpublished after the drain`);
   return result;
@@ -131,7 +131,10 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
     const warmupIds = new Set<string>();
     for (const [id, at] of committedAt) if (at < measureFrom) warmupIds.add(id);
     const drainDeadline = nowMs() + 30_000;
-    while (nowMs() < drainDeadline && (await readOutboxStatus(ctx.pool, { schema: ctx.schema })).backlog > 0)
+    while (
+      nowMs() < drainDeadline &&
+      (await createOnceflowAdmin({ pool: ctx.pool, schema: ctx.schema }).outboxStatus()).backlog > 0
+    )
       await new Promise((resolve) => setTimeout(resolve, 100));
     const result = await relay.finish();
     const latencies: number[] = [];

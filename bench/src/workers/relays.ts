@@ -74,8 +74,8 @@ export async function onceflowRelay(): Promise<void> {
           markDone();
         }
       },
-      onError: (error, context) => console.error(`relay error (${context}): ${String(error)}`),
     },
+    onError: (error) => console.error(`relay error (${String(error.details.operation)}): ${error.message}`),
     ...(p.ackFile
       ? {
           testHooks: {

@@ -1,4 +1,4 @@
-import { quoteIdentifier, readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin, quoteIdentifier } from '@onceflow/postgres';
 import type { Admin } from 'kafkajs';
 import logUpdate from 'log-update';
 import type { Pool } from 'pg';
@@ -45,7 +45,7 @@ export async function readSnapshot(input: {
             (SELECT count(DISTINCT order_id) FROM ${s}.notifications)::int AS nd`,
   );
   const r = rows[0]!;
-  const outbox = await readOutboxStatus(pool, { schema: config.onceflowSchema });
+  const outbox = await createOnceflowAdmin({ pool: pool, schema: config.onceflowSchema }).outboxStatus();
   const progress = async (c: ConsumerName) =>
     topicProgress(admin, sourceTopicOf(config, c), config.groups[c]);
   const consumers = {

@@ -1,5 +1,5 @@
 import { messageIdHeader } from '@onceflow/core';
-import { quoteIdentifier, readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin, quoteIdentifier } from '@onceflow/postgres';
 import type { Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import {
@@ -214,7 +214,7 @@ export async function verifyPipeline(input: VerifyInput): Promise<Verification> 
     paymentCaptured: distinctIds(topicRecords.get('fulfilment')!),
     orderShipped: distinctIds(topicRecords.get('notifications')!),
   };
-  const outbox = await readOutboxStatus(pool, { schema: config.onceflowSchema });
+  const outbox = await createOnceflowAdmin({ pool: pool, schema: config.onceflowSchema }).outboxStatus();
   add({
     check: 'every committed event reached Kafka',
     expected: `${orders.rows}/${counts.payments.rows}/${counts.shipments.rows} ids, outbox empty`,

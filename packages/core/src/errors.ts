@@ -90,6 +90,7 @@ export class OnceflowError extends Error {
    * subclass it answers as usual.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` asks about, maybe a subclass.
     if (this !== OnceflowError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return isOnceflowError(value);
   }

@@ -15,7 +15,7 @@
 // The figures go to the console as one line and to test/faults/results/<scenario>.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { quoteIdentifier, readOutboxStatus } from '@onceflow/postgres';
+import { createOnceflowAdmin, quoteIdentifier } from '@onceflow/postgres';
 import type pg from 'pg';
 import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
@@ -335,7 +335,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       async waitForDraining() {
         let first: number | undefined;
         await pollUntil(async () => {
-          const { backlog } = await readOutboxStatus(db, { schema });
+          const { backlog } = await createOnceflowAdmin({ pool: db, schema }).outboxStatus();
           first ??= backlog;
           return backlog < first;
         }, livenessBoundMs);
@@ -424,7 +424,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
     const producerExit = await producer.stop();
     if (producerExit !== 0) violations.push(`producer exited with ${producerExit} on SIGTERM`);
     const drained = await pollUntil(async () => {
-      const { backlog } = await readOutboxStatus(db, { schema });
+      const { backlog } = await createOnceflowAdmin({ pool: db, schema }).outboxStatus();
       if (backlog > 0) return false;
       const { rows } = await db.query<{ missing: number }>(
         `SELECT count(*)::int AS missing FROM ${s}.produced p
@@ -451,7 +451,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         [group, topic],
       ),
       readAll(kafka, `${topic}.dlq`),
-      readOutboxStatus(db, { schema }),
+      createOnceflowAdmin({ pool: db, schema }).outboxStatus(),
     ]);
     const evaluation = evaluateRun({
       produced: produced.rows.map((r) => ({ eventId: r.event_id, key: r.key, ordinal: r.ordinal })),

@@ -42,10 +42,12 @@ export async function runInboxConsumer(name: ConsumerName): Promise<void> {
           process.kill(process.pid, 'SIGKILL');
         }
       },
-      onError: (error, info) =>
+      onError: (error) => {
+        const { topic, partition, offset, attempts } = error.details;
         console.error(
-          `${name}: ${info.topic}[${info.partition}]@${info.offset} attempt ${info.attempts}: ${(error as Error).message}`,
-        ),
+          `${name}: ${String(topic)}[${String(partition)}]@${String(offset)} attempt ${String(attempts ?? 0)}: ${error.message}`,
+        );
+      },
     });
     return { service: await consumer.start() };
   });

@@ -9,12 +9,10 @@ await runProcess('relay', async ({ pool, kafka, config }) => {
     kafka,
     schema: config.onceflowSchema,
     // A SIGKILLed relay's lanes are taken over after its lease ends; short leases keep the demo brisk.
-    leaseTtlMs: 3_000,
+    leaseMs: 3_000,
     heartbeatIntervalMs: 1_000,
     pollIntervalMs: 250,
-    observer: {
-      onError: (error, context) => console.error(`relay: ${context}: ${(error as Error).message}`),
-    },
+    onError: (error) => console.error(`relay: ${error.message}`),
   }).start();
   return { service: relay, info: relay.relayId };
 });
