@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOnceflowAdmin, enqueue, migrate } from '@onceflow/postgres';
 import pg from 'pg';
@@ -80,11 +83,15 @@ describe('outbox relay across Postgres restarts', () => {
   // publish: the settle fails with 57P01 when nothing awaits it.
   it('a settle that fails because Postgres restarts while the next batch is published does not kill the relay; both batches are published', async () => {
     const { server, pool, schema, topic } = await setup();
+    const releaseDir = mkdtempSync(join(tmpdir(), 'onceflow-release-'));
+    cleanup.push(async () => rmSync(releaseDir, { recursive: true, force: true }));
+    const releaseFile = join(releaseDir, 'release');
     const relay = spawnRelay(server.url, schema, {
       BATCH_SIZE: '1',
       LEASE_TTL_MS: '60000',
       STALL_KEY: 'k',
       STALL_NTH: '2',
+      RELEASE_FILE: releaseFile,
     });
     await relay.waitForLine(/^started /);
     // A first event opens the relay's publisher and confirms its leases, which the lock below would block.
@@ -104,7 +111,7 @@ describe('outbox relay across Postgres restarts', () => {
     await relay.waitForLine(/^stalled$/);
     await server.restart({ mode: 'fast' });
     await locker.end().catch(() => undefined);
-    relay.child.kill('SIGUSR2');
+    writeFileSync(releaseFile, '');
     await drained(pool, schema, relay);
     expect(alive(relay), relay.output()).toBe(true);
     expect(relay.output()).toMatch(/^error outbox relay .*: .*(terminat|shutting down)/m);

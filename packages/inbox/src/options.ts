@@ -83,8 +83,9 @@ export interface InboxTestHooks {
 /**
  * Options of `createInboxConsumer`: where the inbox is (a pg `pool`, or any `store`), the Kafka side
  * (`transport`), the handler and how it runs. `retry` is the handler's: after `maxAttempts` failed
- * attempts the message is dead-lettered; serialization failures, deadlocks and database outages are
- * retried with the same backoff without counting. `onError` and the logger receive every failure
+ * attempts the message is dead-lettered; serialization failures and deadlocks (40001, 40P01) and a
+ * lost database connection (server restart, terminated backend, network) are retried with the same
+ * backoff without counting, as long as it takes. `onError` and the logger receive every failure
  * (handler failures, database outages, a restarted Kafka consumer, dead letters) and those that need
  * an operator (OF_POSITION_AHEAD), with `consumer`, `topic`, `partition`, `offset` and (for handler
  * failures) `attempts` in its details.

@@ -26,9 +26,10 @@ export function createPgIdempotencyKeyStore(
 
   return {
     transaction: (work) =>
-      retryTransaction(pool, retry, async (client) => {
+      retryTransaction(pool, retry, async (client, sendingCommit) => {
         await client.query(begin);
         const result = await work(createTransactionContext(client, { schema }));
+        sendingCommit();
         await client.query('COMMIT');
         return result;
       }),
@@ -36,7 +37,7 @@ export function createPgIdempotencyKeyStore(
       retryTransaction(
         pool,
         retry,
-        async (client) => {
+        async (client, sendingCommit) => {
           await statements.ensurePrepared(client);
           // BEGIN and the claim share one round trip, the key write and COMMIT another: a keyed
           // request costs the round trips of an unprotected transaction.
@@ -45,7 +46,9 @@ export function createPgIdempotencyKeyStore(
           )) as unknown as Array<QueryResult<ClaimRow>>;
           const tx = statements.bind(client, scope, key);
           const result = await work(toClaim(scope, key, results[1]?.rows[0]), tx);
-          await client.query(tx.commitStatement());
+          const commit = tx.commitStatement();
+          sendingCommit();
+          await client.query(commit);
           return result;
         },
         (error, client) => {
