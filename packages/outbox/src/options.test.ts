@@ -21,6 +21,8 @@ describe('relay options', () => {
     [{ leaseTtlMs: 1_000, heartbeatIntervalMs: 600 }, /below half of leaseTtlMs/],
     [{ schema: 'Bad-Name' }, /schema name/],
     [{ retryInitialDelayMs: 500, retryMaxDelayMs: 100 }, /retryMaxDelayMs/],
+    [{ parkRefusedTopicAfterMs: -1 }, /parkRefusedTopicAfterMs must be an integer >= 0/],
+    [{ parkRefusedTopicAfterMs: 2 ** 31 }, /parkRefusedTopicAfterMs must be at most/],
   ])('rejects %o at construction', (bad, message) => {
     expect(() => resolveRelayOptions({ pool, transport, ...bad })).toThrow(message);
   });
