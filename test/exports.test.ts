@@ -85,6 +85,7 @@ describe('public surface', () => {
       'createOutboxRelay',
       'defaultKafkajsConsumerConfig',
       'defaultKafkajsPublisherOptions',
+      'missingDeadLetterTopicPolicies',
     ]);
   });
 });
