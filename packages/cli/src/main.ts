@@ -1,6 +1,7 @@
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
 import { inboxPositionsCommand } from './commands/inbox-positions';
+import { inboxResetPositionsCommand } from './commands/inbox-reset-positions';
 import { migrateCommand } from './commands/migrate';
 import { outboxParkedCommand } from './commands/outbox-parked';
 import { outboxUnparkCommand } from './commands/outbox-unpark';
@@ -25,8 +26,9 @@ export function createCli(io: CliIo = processIo): Command {
   const outbox = program.command('outbox').description('inspect and repair the outbox');
   outboxParkedCommand(outbox, io);
   outboxUnparkCommand(outbox, io);
-  const inbox = program.command('inbox').description('inspect the inbox consumers');
+  const inbox = program.command('inbox').description('inspect and operate the inbox consumers');
   inboxPositionsCommand(inbox, io);
+  inboxResetPositionsCommand(inbox, io);
   // Subcommand groups stop at the first error too, instead of calling process.exit.
   for (const group of [outbox, inbox])
     group.exitOverride().configureOutput({

@@ -76,6 +76,20 @@ export interface BatchControl {
   logOffsets?(): Promise<LogOffsets>;
 }
 
+/** A topic that must exist before consuming, and the topics whose partition count it should have. */
+export interface RequiredTopic {
+  readonly topic: string;
+  /** Source topics; a created topic gets as many partitions as the largest of them. */
+  readonly like: readonly string[];
+}
+
+/** A required topic that did not exist, as {@link ConsumerTransport.ensureTopics} found it. */
+export interface MissingTopic {
+  readonly topic: string;
+  /** The partitions it should have (the most of its `like` topics); -1 when they are unknown. */
+  readonly partitions: number;
+}
+
 /** How a transport tells the engine about trouble it handles itself. */
 export interface TransportReporter {
   /**
@@ -91,10 +105,18 @@ export type BatchListener = (batch: TransportBatch, control: BatchControl) => Pr
 /**
  * The consumer side of a Kafka client as the inbox engine sees it. `@onceflow/kafkajs` implements
  * it; any other client (for example @platformatic/kafka) can, without touching the engine.
- * Implementations must not commit offsets on their own and must redeliver unfinished batches. Both
- * methods are required; of {@link BatchControl}, `seek` and `heartbeat` are optional.
+ * Implementations must not commit offsets on their own and must redeliver unfinished batches.
+ * `run` and `stop` are required; `topics` with `ensureTopics` is optional (without it the engine
+ * cannot check the dead-letter topics at start), and so are parts of {@link BatchControl}.
  */
 export interface ConsumerTransport {
+  /** The topics this transport subscribes to. Optional, with `ensureTopics`. */
+  readonly topics?: readonly string[];
+  /**
+   * Finds which of `required` do not exist (or are not visible to this client) and, with `create`,
+   * creates them; resolves to those that were missing. Called before `run`. Optional.
+   */
+  ensureTopics?(required: readonly RequiredTopic[], options: { create: boolean }): Promise<MissingTopic[]>;
   /**
    * Joins the consumer group, subscribes, and starts calling `listener`. Resolves once consuming
    * started. Called once; a second call rejects with OF_ALREADY_STARTED.

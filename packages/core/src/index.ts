@@ -3,6 +3,8 @@ export type {
   BatchListener,
   ConsumerTransport,
   LogOffsets,
+  MissingTopic,
+  RequiredTopic,
   TransportBatch,
   TransportMessage,
   TransportReporter,

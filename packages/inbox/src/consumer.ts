@@ -9,16 +9,17 @@ import {
   toOnceflowError,
 } from '@onceflow/core';
 import { createPgInboxStore, type InboxStore, type TransactionContext } from '@onceflow/postgres';
+import { ensureDeadLetterTopics } from './dead-letter-topics';
 import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
 
 /** A configured inbox consumer, not yet started. */
 export interface InboxConsumer {
   /**
-   * Declares the retention window, joins the group and starts processing; the handle's `stop()`
-   * finishes or rolls back the work in flight and leaves the group. Rejects with OF_UNAVAILABLE when
-   * Postgres or the broker cannot be reached, OF_SCHEMA_MISMATCH when the schema lacks the inbox
-   * tables. Call once: a second call rejects with OF_ALREADY_STARTED.
+   * Checks the dead-letter topics, declares the retention window, joins the group and starts
+   * processing; the handle's `stop()` finishes or rolls back the work in flight and leaves the group.
+   * Rejects with OF_UNAVAILABLE when Postgres or the broker cannot be reached, OF_SCHEMA_MISMATCH when
+   * the schema lacks the inbox tables, OF_TOPIC_MISSING when a dead-letter topic is missing. Call once: a second call rejects with OF_ALREADY_STARTED.
    */
   start(): Promise<StartedHandle>;
 }
@@ -68,6 +69,12 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
       started = true;
       const abort = new AbortController();
       const runner = { options: resolved, store, stopSignal: abort.signal };
+      await ensureDeadLetterTopics({
+        transport,
+        consumer,
+        deadLetterTopic: resolved.deadLetterTopic,
+        policy: resolved.onMissingDeadLetterTopic,
+      });
       try {
         await store.declareRetention(consumer, resolved.retentionMs);
       } catch (error) {

@@ -8,5 +8,6 @@ export {
   type InboxHandler,
   type InboxMode,
   type InboxTestHooks,
+  type MissingDeadLetterTopicPolicy,
   type PositionAheadPolicy,
 } from './options';

@@ -64,6 +64,18 @@ const positionAheadPolicies: readonly PositionAheadPolicy[] = [
   'reset-to-latest',
 ];
 
+/**
+ * What an inbox consumer does at start when a dead-letter topic is missing: `fail` (start rejects with
+ * OF_TOPIC_MISSING naming the topics and how to create them), `create` (create them, with as many
+ * partitions as their source topic and the broker's default replication), or `ignore` (do not look,
+ * for clients that may not list topics). Needs a transport that can check topics (`ensureTopics`);
+ * without one there is nothing to look with.
+ */
+export type MissingDeadLetterTopicPolicy = 'fail' | 'create' | 'ignore';
+
+/** The policies {@link MissingDeadLetterTopicPolicy} accepts. */
+const missingDeadLetterTopicPolicies: readonly MissingDeadLetterTopicPolicy[] = ['fail', 'create', 'ignore'];
+
 /** Why a message went to the dead-letter topic (header `onceflow-dlq-reason`). */
 export type DeadLetterReason = 'handler-failed' | 'invalid-id' | 'too-old';
 
@@ -132,6 +144,13 @@ export interface InboxConsumerOptions<Ctx extends { outbox: TransactionalOutbox 
   /** Dead-letter topic for a source topic. Default: `${topic}.dlq`. */
   deadLetterTopic?: string | ((topic: string) => string);
   /**
+   * When the dead-letter topic of a consumed topic does not exist at `start()`: `fail` rejects with
+   * OF_TOPIC_MISSING naming the topics and the command that creates them; `create` creates them (as
+   * many partitions as the source topic, the broker's default replication); `ignore` does not look
+   * (for clients that may not list topics). Default: `fail`.
+   */
+  onMissingDeadLetterTopic?: MissingDeadLetterTopicPolicy;
+  /**
    * Duplicate-protection horizon in milliseconds (kept in whole seconds): inbox rows are kept at
    * least this long, and messages with a timestamp older than this are dead-lettered as `too-old`
    * instead of processed. Default: 604800000 (7 days).
@@ -170,6 +189,7 @@ export const defaultInboxConsumerOptions = Object.freeze({
   messageIdHeader,
   onMissingId: 'dead-letter' as MissingIdPolicy,
   onPositionAhead: 'fail' as PositionAheadPolicy,
+  onMissingDeadLetterTopic: 'fail' as MissingDeadLetterTopicPolicy,
   retry: defaultRetryPolicy,
   handlerTimeoutMs: 30_000,
   retentionMs: 7 * 24 * 3_600_000,
@@ -189,6 +209,7 @@ export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox 
   extractMessageId: MessageIdExtractor | undefined;
   onMissingId: MissingIdPolicy;
   onPositionAhead: PositionAheadPolicy;
+  onMissingDeadLetterTopic: MissingDeadLetterTopicPolicy;
   retry: RetryPolicy;
   handlerTimeoutMs: number;
   deadLetterTopic: (topic: string) => string;
@@ -251,6 +272,12 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
       component,
       `onPositionAhead must be one of ${positionAheadPolicies.join(', ')} (got ${JSON.stringify(onPositionAhead)})`,
     );
+  const onMissingDeadLetterTopic = options.onMissingDeadLetterTopic ?? d.onMissingDeadLetterTopic;
+  if (!missingDeadLetterTopicPolicies.includes(onMissingDeadLetterTopic))
+    invalidOptions(
+      component,
+      `onMissingDeadLetterTopic must be one of ${missingDeadLetterTopicPolicies.join(', ')} (got ${JSON.stringify(onMissingDeadLetterTopic)})`,
+    );
   const header = options.messageIdHeader ?? d.messageIdHeader;
   if (typeof header !== 'string' || header.length === 0)
     invalidOptions(component, 'messageIdHeader must be a non-empty header name');
@@ -299,6 +326,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
     extractMessageId: options.extractMessageId,
     onMissingId,
     onPositionAhead,
+    onMissingDeadLetterTopic,
     retry,
     handlerTimeoutMs: checkDurationMs(
       component,

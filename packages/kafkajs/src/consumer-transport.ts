@@ -203,6 +203,37 @@ export function createKafkajsConsumerTransport(options: KafkajsConsumerTransport
   };
 
   return {
+    topics: options.topics,
+    async ensureTopics(required, { create }) {
+      if (required.length === 0) return [];
+      const admin = options.kafka.admin();
+      try {
+        await admin.connect();
+        const listed = new Set(await admin.listTopics());
+        const absent = required.filter((wanted) => !listed.has(wanted.topic));
+        if (absent.length === 0) return [];
+        const partitionsOf = async (like: readonly string[]): Promise<number> => {
+          const sources = like.filter((topic) => listed.has(topic));
+          if (sources.length === 0) return -1;
+          const { topics } = await admin.fetchTopicMetadata({ topics: sources });
+          return Math.max(...topics.map((topic) => topic.partitions.length));
+        };
+        const missing = await Promise.all(
+          absent.map(async (wanted) => ({
+            topic: wanted.topic,
+            partitions: await partitionsOf(wanted.like),
+          })),
+        );
+        if (create)
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map(({ topic, partitions }) => ({ topic, numPartitions: partitions })),
+          });
+        return missing;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
     async run(listener, runReporter) {
       if (consumer) alreadyStarted('kafkajs consumer transport');
       reporter = runReporter;

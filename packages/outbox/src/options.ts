@@ -90,6 +90,15 @@ export interface OutboxRelayOptions extends BaseOptions {
   /** Interval in milliseconds of `observer.onBacklog`; 0 disables it. Default: 5000. */
   metricsIntervalMs?: number;
   /**
+   * How long, in milliseconds, the events of a topic the broker refuses (it does not exist, this client
+   * may not write to it) are tried again before they are parked. Meanwhile they wait, each try reported
+   * through `observer.onError` (OF_TOPIC_MISSING), and every other topic and key keeps flowing; tries
+   * follow `retryInitialDelayMs` doubling up to `retryMaxDelayMs`. Then the first event of each key is
+   * parked with an error naming the topic, and the key's later events wait behind it. A topic with an
+   * invalid name is parked at once. 0 parks at the first refusal. Default: 30000.
+   */
+  parkRefusedTopicAfterMs?: number;
+  /**
    * Prefix of the relay's fencing id (its Kafka transactional id); the relay id is appended. The id is
    * recorded on every lane the relay holds, for a relay taking a lane over to fence. Default:
    * `onceflow.outbox.<schema>.relay-`.
@@ -118,6 +127,7 @@ export const defaultOutboxRelayOptions = Object.freeze({
   leaseMs: 10_000,
   heartbeatIntervalMs: 2_000,
   metricsIntervalMs: 5_000,
+  parkRefusedTopicAfterMs: 30_000,
   retry: Object.freeze({
     maxAttempts: Number.MAX_SAFE_INTEGER,
     initialDelayMs: 200,
@@ -138,6 +148,7 @@ export interface ResolvedRelayOptions {
   leaseMs: number;
   heartbeatIntervalMs: number;
   metricsIntervalMs: number;
+  parkRefusedTopicAfterMs: number;
   fencingIdPrefix: string;
   relayId: string | undefined;
   /** Undefined: no limit. */
@@ -196,6 +207,12 @@ export function resolveRelayOptions(options: OutboxRelayOptions): ResolvedRelayO
   checkDurationMs(component, 'metricsIntervalMs', merged.metricsIntervalMs, {
     zeroMeans: 'no backlog reports',
   });
+  positiveInteger('parkRefusedTopicAfterMs', merged.parkRefusedTopicAfterMs, 0);
+  if (merged.parkRefusedTopicAfterMs > 2 ** 31 - 1)
+    invalidOptions(
+      component,
+      `parkRefusedTopicAfterMs must be at most ${2 ** 31 - 1} (got ${merged.parkRefusedTopicAfterMs})`,
+    );
   const startupTimeoutMs =
     options.startupTimeoutMs === undefined
       ? undefined
@@ -213,6 +230,7 @@ export function resolveRelayOptions(options: OutboxRelayOptions): ResolvedRelayO
     leaseMs: merged.leaseMs,
     heartbeatIntervalMs: merged.heartbeatIntervalMs,
     metricsIntervalMs: merged.metricsIntervalMs,
+    parkRefusedTopicAfterMs: merged.parkRefusedTopicAfterMs,
     fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${store.name}.relay-`,
     relayId: options.relayId,
     startupTimeoutMs,

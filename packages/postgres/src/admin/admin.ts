@@ -2,7 +2,13 @@ import { invalidOptions, OnceflowError } from '@onceflow/core';
 import type { Pool } from 'pg';
 import { type IdempotencyKeyInfo, listIdempotencyKeys } from '../idempotency/list-keys';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
-import { type InboxPosition, listInboxPositions } from '../inbox/positions';
+import {
+  type InboxPosition,
+  type InboxPositionChange,
+  listInboxPositions,
+  type ResetPositionsOptions,
+  resetInboxPositions,
+} from '../inbox/positions';
 import { type MigrateOptions, type MigrateResult, migrate } from '../migrate';
 import {
   listParkedEvents,
@@ -41,6 +47,14 @@ export interface OnceflowAdmin {
   unparkEvents(options?: { eventIds?: readonly string[] }): Promise<number>;
   /** The inbox positions (next offset per consumer, topic and partition), optionally of one consumer or topic. */
   listPositions(options?: { consumer?: string; topic?: string }): Promise<InboxPosition[]>;
+  /**
+   * Sets a consumer's stored positions in a topic, in one transaction: after a topic was deleted and
+   * recreated (OF_POSITION_AHEAD), a database restore, or to skip or replay part of a topic. The inbox
+   * rows stay, so messages already processed are still recognised as duplicates. Consumers running
+   * meanwhile may overwrite the change with their own progress: stop them first. Resolves to each
+   * partition's position before and after.
+   */
+  resetPositions(options: ResetPositionsOptions): Promise<InboxPositionChange[]>;
   /** Idempotency keys, most recently touched first, optionally of one scope or state. `limit` default: 100. */
   listIdempotencyKeys(options?: {
     scope?: string;
@@ -84,6 +98,7 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
       checked(unparkEvents(pool, { schema, eventIds: unparkOptions.eventIds })),
     listPositions: (listOptions = {}) =>
       checked(listInboxPositions(pool, { schema, consumer: listOptions.consumer, topic: listOptions.topic })),
+    resetPositions: (resetOptions) => checked(resetInboxPositions(pool, { ...resetOptions, schema })),
     listIdempotencyKeys: (listOptions = {}) =>
       checked(
         listIdempotencyKeys(pool, {

@@ -1,6 +1,6 @@
 // Public surface of this store; re-exported from ../index.ts.
 export { type InboxTables, inboxTables } from '../schema/inbox';
-export type { InboxPosition } from './positions';
+export type { InboxPosition, InboxPositionChange, ResetPositionsOptions } from './positions';
 export {
   createPgInboxStore,
   type InboxClaim,

@@ -70,9 +70,9 @@ export interface OutboxStore {
   releaseLanes(leases: readonly LaneLease[]): Promise<void>;
   /**
    * The oldest unpublished rows of each of `lanes` in order, at most `limit` per lane, leaving out
-   * parked rows, later rows of a parked row's key and `exclude` (rows in flight).
+   * parked rows, later rows of a parked row's key and `exclude` (rows in flight, or held back).
    */
-  claim(lanes: readonly number[], limit: number, exclude: readonly OutboxRow[]): Promise<OutboxRow[]>;
+  claim(lanes: readonly number[], limit: number, exclude: readonly { seq: string }[]): Promise<OutboxRow[]>;
   /** Deletes published rows and parks failed ones, each lane only while its lease holds. */
   settle(settlement: OutboxSettlement): Promise<SettleResult>;
   /** Backlog, oldest age, parked count, live relays and owned lanes. */
