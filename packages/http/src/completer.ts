@@ -61,7 +61,11 @@ export function startIdempotencyCompleter(
       try {
         await runOnce();
       } catch (error) {
-        engine.options.onError(error, { route: 'completer', scope: '', key: undefined });
+        try {
+          engine.options.onError(error, { route: 'completer', scope: '', key: undefined });
+        } catch {
+          // A failing reporter must not end the loop or leave its promise rejected.
+        }
       }
     }
   })();

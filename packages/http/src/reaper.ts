@@ -59,7 +59,11 @@ export function startIdempotencyReaper(
       try {
         await runOnce();
       } catch (error) {
-        engine.options.onError(error, { route: 'reaper', scope: '', key: undefined });
+        try {
+          engine.options.onError(error, { route: 'reaper', scope: '', key: undefined });
+        } catch {
+          // A failing reporter must not end the loop or leave its promise rejected.
+        }
       }
     }
   })();

@@ -25,7 +25,7 @@ function setup(
     await processBatch({ options, store: fake.store, stopSignal: abort.signal }, batch, control.control);
     return control;
   };
-  return { ...fake, run, abort };
+  return { ...fake, run, abort, options };
 }
 
 const writeId: InboxHandler<FakeContext> = async (message, ctx) => ctx.write(message.id);
@@ -160,6 +160,59 @@ describe('inbox engine with in-memory fakes', () => {
       await ctx.write(message.id);
     });
     await t.run(batchOf(['a']));
+    expect(t.effects).toEqual(['a']);
+    expect(t.outbox).toEqual([]);
+  });
+
+  it('a handler failing because its connection died is retried beyond maxAttempts without dead-lettering, however it reports it', async () => {
+    let calls = 0;
+    const t = setup(async (message, ctx) => {
+      calls++;
+      if (calls <= 5) {
+        ctx.loseConnection();
+        // What a handler might make of it: its own error, without the driver's code.
+        await ctx.write('lost').catch(() => {
+          throw new Error('could not save the payment');
+        });
+      }
+      await ctx.write(message.id);
+    });
+    await t.run(batchOf(['a']));
+    expect(t.effects).toEqual(['a']);
+    expect(t.outbox).toEqual([]);
+  });
+
+  it('a connection error of the handler itself (an HTTP call refused) counts as an attempt while the transaction is fine', async () => {
+    const t = setup(async () => {
+      throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' });
+    });
+    await t.run(batchOf(['a']));
+    expect(t.effects).toEqual([]);
+    expect(t.outbox.map((event) => event.topic)).toEqual(['orders.dlq']);
+  });
+
+  it('with a store that cannot tell a lost connection, a terminated backend (57P01) does not count as an attempt', async () => {
+    let calls = 0;
+    const t = setup(async (message, ctx) => {
+      calls++;
+      if (calls <= 5)
+        throw Object.assign(new Error('terminating connection due to administrator command'), {
+          code: '57P01',
+        });
+      await ctx.write(message.id);
+    });
+    const store = {
+      ...t.store,
+      begin: async () => {
+        const { connectionLost: _, ...tx } = await t.store.begin();
+        return tx;
+      },
+    };
+    await processBatch(
+      { options: t.options, store, stopSignal: new AbortController().signal },
+      batchOf(['a']),
+      createFakeControl().control,
+    );
     expect(t.effects).toEqual(['a']);
     expect(t.outbox).toEqual([]);
   });

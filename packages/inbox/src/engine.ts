@@ -54,8 +54,13 @@ export function createInboxEngine<Ctx extends { outbox: TransactionalOutbox }>(
       const prune = (): void => {
         pruning = store.rotate().then(
           () => undefined,
-          (error: unknown) =>
-            resolved.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 }),
+          (error: unknown) => {
+            try {
+              resolved.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 });
+            } catch {
+              // A failing reporter must not leave a rejected promise behind.
+            }
+          },
         );
       };
       const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;

@@ -10,8 +10,10 @@ import type { InboxClaim, InboxClaimInput, InboxStore, InboxTransaction } from '
 /** The handler context of the in-memory store: an outbox and a list of effects, both transactional. */
 export interface FakeContext {
   outbox: TransactionalOutbox;
-  /** Records an effect; rejects once the transaction was abandoned. */
+  /** Records an effect; rejects once the transaction was abandoned or its connection lost. */
   write(effect: string): Promise<void>;
+  /** Simulates the transaction's connection dying (server restart, terminated backend). */
+  loseConnection(): void;
 }
 
 /** An in-memory InboxStore with the same claim semantics as the Postgres one (one writer at a time). */
@@ -30,7 +32,9 @@ export function createFakeStore() {
       const staged = { inbox: [] as string[], effects: [] as string[], outbox: [] as OutboxEvent[] };
       let position: [string, bigint] | undefined;
       let state: 'open' | 'done' | 'abandoned' = 'open';
+      let lost = false;
       const assertOpen = (): void => {
+        if (lost) throw new Error('Client has encountered a connection error and is not queryable');
         if (state !== 'open') throw new Error(`transaction is ${state}`);
       };
       return {
@@ -46,7 +50,11 @@ export function createFakeStore() {
             assertOpen();
             staged.effects.push(effect);
           },
+          loseConnection() {
+            lost = true;
+          },
         },
+        connectionLost: () => lost,
         async claim(input: InboxClaimInput): Promise<InboxClaim> {
           assertOpen();
           if (failNextClaims > 0) {

@@ -91,7 +91,8 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
   onMissingId?: MissingIdPolicy;
   /**
    * Retries of a failing handler; after `maxAttempts` the message is dead-lettered. Serialization
-   * failures and deadlocks (40001, 40P01) are retried without counting. Default: core's defaultRetryPolicy.
+   * failures and deadlocks (40001, 40P01) and a lost database connection (server restart, terminated
+   * backend, network) are retried without counting, as long as it takes. Default: core's defaultRetryPolicy.
    */
   retry?: Partial<RetryPolicy>;
   /**

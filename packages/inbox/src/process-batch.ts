@@ -2,6 +2,7 @@ import {
   type BatchControl,
   backoffDelayMs,
   type InboundMessage,
+  isConnectionError,
   isOnceflowError,
   isTransientDatabaseError,
   OnceflowError,
@@ -77,6 +78,19 @@ function toEntries(
     message.id = `${topic}/${partition}/${raw.offset}`;
     return { message, invalid: `${result.reason}: ${result.detail}` };
   });
+}
+
+/**
+ * True when a failed transaction failed for a reason other than its messages, so that it is retried
+ * without counting as a handler attempt: a lost race (40001, 40P01) or a lost database connection
+ * (restart, terminated backend, network), however the handler reported it. A handler that throws
+ * for a connection of its own (an HTTP call refused) while the transaction's connection is fine
+ * counts. A timed-out handler counts too, although its connection was killed on purpose.
+ */
+function notTheMessage(tx: InboxTransaction<unknown>, error: unknown): boolean {
+  if (isTransientDatabaseError(error)) return true;
+  if (isOnceflowError(error, 'OF_HANDLER_TIMEOUT')) return false;
+  return tx.connectionLost?.() ?? isConnectionError(error);
 }
 
 /**
@@ -213,7 +227,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       return { ok: true, claim };
     } catch (error) {
       await tx.rollback();
-      return { ok: false, error, failedIndex: isTransientDatabaseError(error) ? undefined : current };
+      return { ok: false, error, failedIndex: notTheMessage(tx, error) ? undefined : current };
     }
   }
 

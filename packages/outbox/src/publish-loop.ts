@@ -91,7 +91,10 @@ export class PublishLoop {
   }
 
   start(): void {
-    this.finished ??= this.run();
+    // run() handles its own failures; should anything escape, it is reported, never left unhandled.
+    this.finished ??= this.run().catch((error: unknown) =>
+      notify(() => this.context.options.observer.onError?.(error, 'outbox relay publish loop')),
+    );
   }
 
   /** Adds lanes whose previous publisher is already fenced; they are claimed from the next cycle on. */
@@ -350,6 +353,10 @@ export class PublishLoop {
     await this.drainSettle();
     if (outcome.published.length > 0 || outcome.parked.length > 0) {
       const done = this.settle(byLane, outcome, ackedAt - startedAt);
+      // Left running, it may fail (connection lost, server shutting down) while the loop awaits
+      // something else: handled here so that it cannot kill the process, it is still rethrown by
+      // drainSettle. Its rows stay in the outbox and are published again, with the same ids.
+      done.catch(() => undefined);
       if (failure === undefined && outcome.parked.length === 0 && outcome.heldBack === 0) {
         this.settling = { rows, done };
         return true;

@@ -219,7 +219,11 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
       onWake: (lane) => loop.wake(lane),
       onError: (error) => notify(() => observer.onError?.(error, 'outbox relay LISTEN connection')),
     }),
-  ]);
+  ]).then(
+    () => undefined,
+    // Each loop handles its own failures; whatever escapes is reported, never left unhandled.
+    (error: unknown) => notify(() => observer.onError?.(error, 'outbox relay')),
+  );
 
   return createStoppable(
     {

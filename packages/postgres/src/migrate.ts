@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Pool, PoolClient } from 'pg';
+import { holdConnection } from './connection';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 
 /** One versioned migration. */
@@ -65,7 +66,8 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
   const schema = validateIdentifier(options.schema ?? defaultSchemaName);
   const quoted = quoteIdentifier(schema);
   const migrations = await loadMigrations(schema, options.directory);
-  const client = await pool.connect();
+  const held = await holdConnection(pool);
+  const { client } = held;
   const applied: Migration[] = [];
   try {
     await client.query('BEGIN');
@@ -95,7 +97,7 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    held.release();
   }
   return { schema, applied, version: migrations.at(-1)?.version ?? 0 };
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { backoffDelayMs, defaultRetryPolicy, isTransientDatabaseError, sleep } from '@onceflow/core';
 import type { Pool, PoolClient, QueryResult } from 'pg';
+import { holdConnection } from '../connection';
 import { createTransactionContext, type TransactionContext } from '../context';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
-import { runInTransaction, type TransactionOptions } from '../transaction';
+import { checkTransactionRetry, runInTransaction, type TransactionOptions } from '../transaction';
 
 /** A response as stored for replay: exactly the bytes that were sent the first time. */
 export interface StoredResponse {
@@ -239,6 +240,7 @@ export function createPgIdempotencyKeyStore(
   const claimFunction = `${quoteIdentifier(schema)}.idempotency_claim`;
   const isolation = options.transaction?.isolation;
   const begin = isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
+  checkTransactionRetry('createPgIdempotencyKeyStore', options.transaction?.retry);
   const retry = options.transaction?.retry ?? defaultRetryPolicy;
 
   // The key writes are prepared once per connection (SQL PREPARE, which outlives a rollback), so
@@ -359,7 +361,8 @@ export function createPgIdempotencyKeyStore(
     work: (claim: KeyClaim, tx: IdempotencyKeyTransaction) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
+      const held = await holdConnection(pool);
+      const { client } = held;
       let broken = false;
       try {
         await ensurePrepared(client);
@@ -385,7 +388,7 @@ export function createPgIdempotencyKeyStore(
         if (!isTransientDatabaseError(error) || attempt >= retry.maxAttempts) throw error;
         await sleep(backoffDelayMs(retry, attempt));
       } finally {
-        client.release(broken);
+        held.release(broken);
       }
     }
   }

@@ -1,4 +1,6 @@
+import { isConnectionError } from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
+import { holdConnection } from '../connection';
 import { createTransactionContext, type TransactionContext } from '../context';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
 
@@ -39,7 +41,15 @@ export interface InboxTransaction<Ctx> {
    */
   claim(input: InboxClaimInput): Promise<InboxClaim>;
   commit(): Promise<void>;
+  /** Rolls back; never throws (a connection that cannot roll back is dropped, which rolls back too). */
   rollback(): Promise<void>;
+  /**
+   * True once the transaction's connection failed (server restart, terminated backend, network):
+   * whatever failed in the transaction then failed for that reason, not because of a message, and is
+   * retried without counting as a handler attempt. Reliable after `rollback()`. Optional: without it
+   * the engine judges by the error alone.
+   */
+  connectionLost?(): boolean;
   /**
    * Ends the transaction by closing its connection and terminating its backend, so that writes a
    * timed-out handler still makes fail instead of committing.
@@ -79,18 +89,22 @@ export function createPgInboxStore(
   const claimSql = `SELECT prior_next_offset::text AS prior, array_to_string(fresh_offsets, ',') AS fresh FROM ${quoted}.inbox_claim($1, $2, $3, string_to_array($4, E'\\n'), string_to_array($5, ',')::bigint[], $6::bigint)`;
 
   async function begin(): Promise<InboxTransaction<TransactionContext>> {
-    const client = await pool.connect();
+    const held = await holdConnection(pool);
+    const { client } = held;
     try {
       await client.query('BEGIN');
     } catch (error) {
-      client.release(true);
+      held.release(true);
       throw error;
     }
     let released = false;
+    // Set when the connection failed, also when that showed only as a failed COMMIT or ROLLBACK.
+    let lost = false;
     const release = (destroy: boolean): void => {
       if (released) return;
       released = true;
-      client.release(destroy);
+      if (held.lost() !== undefined) lost = true;
+      held.release(destroy);
     };
     return {
       context: createTransactionContext(client, { schema }),
@@ -127,6 +141,7 @@ export function createPgInboxStore(
           await client.query('COMMIT');
           release(false);
         } catch (error) {
+          if (isConnectionError(error)) lost = true;
           release(true);
           throw error;
         }
@@ -137,9 +152,12 @@ export function createPgInboxStore(
           await client.query('ROLLBACK');
           release(false);
         } catch {
+          // A connection that cannot even roll back is gone.
+          lost = true;
           release(true);
         }
       },
+      connectionLost: () => lost || held.lost() !== undefined,
       async abandon() {
         if (released) return;
         const pid = (client as PoolClient & { processID?: number }).processID;
@@ -160,7 +178,8 @@ export function createPgInboxStore(
       );
     },
     async rotate() {
-      const client = await pool.connect();
+      const held = await holdConnection(pool);
+      const { client } = held;
       let broken = false;
       try {
         await client.query('BEGIN');
@@ -177,7 +196,7 @@ export function createPgInboxStore(
         if ((error as { code?: unknown }).code === '55P03') return 'lock-timeout';
         throw error;
       } finally {
-        client.release(broken);
+        held.release(broken);
       }
     },
   };
