@@ -86,6 +86,7 @@ describe('public surface', () => {
       'createKafkajsConsumerTransport',
       'createKafkajsPublisherTransport',
       'createOutboxRelay',
+      'defaultKafkajsConsumerConfig',
       'defaultKafkajsPublisherOptions',
     ]);
   });

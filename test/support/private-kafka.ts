@@ -85,20 +85,33 @@ export async function startPrivateKafka(
       const admin = client().admin();
       await admin.connect();
       try {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [
-            {
-              topic: name,
-              numPartitions: partitions,
-              replicationFactor: 1,
-              configEntries: Object.entries(configEntries).map(([configName, value]) => ({
-                name: configName,
-                value,
-              })),
-            },
-          ],
-        });
+        // A broker that just started may not know its new partitions for a moment; kafkajs then fails
+        // the wait for leaders with UNKNOWN_TOPIC_OR_PARTITION, which is worth another try.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await admin.createTopics({
+              waitForLeaders: true,
+              topics: [
+                {
+                  topic: name,
+                  numPartitions: partitions,
+                  replicationFactor: 1,
+                  configEntries: Object.entries(configEntries).map(([configName, value]) => ({
+                    name: configName,
+                    value,
+                  })),
+                },
+              ],
+            });
+            const [metadata] = (await admin.fetchTopicMetadata({ topics: [name] })).topics;
+            if (metadata?.partitions.length === partitions && metadata.partitions.every((p) => p.leader >= 0))
+              return;
+            throw new Error(`topic ${name} has no leader for every partition yet`);
+          } catch (error) {
+            if (attempt >= 40) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          }
+        }
       } finally {
         await admin.disconnect();
       }

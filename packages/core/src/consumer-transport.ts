@@ -17,6 +17,20 @@ export interface TransportBatch {
   readonly topic: string;
   readonly partition: number;
   readonly messages: readonly TransportMessage[];
+  /**
+   * The partition's high watermark as the fetch saw it (decimal string): no consumer can have read
+   * past it. A stored position above it means the log is not the one the position was taken on (topic
+   * recreated, database restored). Optional: without it the engine cannot detect that case.
+   */
+  readonly highWatermark?: string;
+}
+
+/** Offsets of a partition's log, asked from the broker. */
+export interface LogOffsets {
+  /** First offset still in the log (decimal string). */
+  readonly start: string;
+  /** Offset after the last record consumers may read (decimal string). */
+  readonly end: string;
 }
 
 /**
@@ -37,8 +51,18 @@ export interface BatchControl {
   commit(nextOffset: string): Promise<void>;
   /** Moves the partition's fetch position to `nextOffset`, used when the database is ahead of the broker. */
   seek(nextOffset: string): void;
-  /** Keeps the group membership alive during long work; rejects when the group is rebalancing. */
+  /**
+   * Keeps the group membership alive during long work; rejects when the group is rebalancing. Cheap
+   * to call often: the transport sends a heartbeat only when one is due.
+   */
   heartbeat(): Promise<void>;
+  /**
+   * Stops fetching the partition on this instance until the consumer restarts; the rest of the
+   * assignment keeps flowing. Used when the partition cannot be processed safely without an operator.
+   */
+  pause(): void;
+  /** The partition's current log start and end, asked from the broker now (not from the batch). */
+  logOffsets(): Promise<LogOffsets>;
 }
 
 /** Called for every fetched batch. Batches of one partition never overlap; a batch left unfinished is fetched again. */

@@ -28,6 +28,19 @@ export const errorCodes = [
   'OF_SCHEMA_MISMATCH',
   /** An idempotency key or request was refused; `details.status` holds the HTTP status. */
   'OF_IDEMPOTENCY_REJECTED',
+  /**
+   * A consumer's stored position in a partition is beyond the partition's log end (topic deleted and
+   * recreated, database restored, log truncated): the partition is paused, or reset when the
+   * `onPositionAhead` policy says so. `details` names consumer, topic, partition, stored position and
+   * log end; `onceflow inbox reset-positions` resets it.
+   */
+  'OF_POSITION_AHEAD',
+  /**
+   * A topic onceflow needs does not exist or may not be written: a dead-letter topic at consumer
+   * start, or an outbox event's topic (the event is retried for a while, then parked). `details.topics`
+   * names them.
+   */
+  'OF_TOPIC_MISSING',
 ] as const;
 
 /** One of {@link errorCodes}. */

@@ -2,6 +2,7 @@ export type {
   BatchControl,
   BatchListener,
   ConsumerTransport,
+  LogOffsets,
   TransportBatch,
   TransportMessage,
 } from './consumer-transport';

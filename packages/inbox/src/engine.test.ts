@@ -54,6 +54,67 @@ describe('inbox engine with in-memory fakes', () => {
     expect(control.seeks).toEqual(['4']);
   });
 
+  describe('a stored position beyond the log end (topic recreated, database restored)', () => {
+    // The old log was consumed up to 450; the recreated topic holds offsets 0..2 (high watermark 3).
+    async function aheadOf(policy: 'fail' | 'reset-to-earliest' | 'reset-to-latest') {
+      const errors: unknown[] = [];
+      const t = setup(writeId, { onPositionAhead: policy, onError: (error) => errors.push(error) });
+      t.positions.set('payments|orders|0', 450n);
+      const control = createFakeControl(t.log, { start: '0', end: '3' });
+      await t.run(batchOf(['n0', 'n1', 'n2'], { highWatermark: 3 }), control);
+      return { t, control, errors };
+    }
+
+    it('fail (default): pauses the partition, reports OF_POSITION_AHEAD naming it, neither seeks nor commits', async () => {
+      const { t, control, errors } = await aheadOf('fail');
+      expect(control.pauses()).toBe(1);
+      expect(control.seeks).toEqual([]);
+      expect(control.commits).toEqual([]);
+      expect(t.effects).toEqual([]);
+      expect(t.positions.get('payments|orders|0')).toBe(450n);
+      expect(errors).toHaveLength(1);
+      const error = errors[0];
+      expect(isOnceflowError(error, 'OF_POSITION_AHEAD')).toBe(true);
+      if (!isOnceflowError(error)) return;
+      expect(error.details).toMatchObject({
+        consumer: 'payments',
+        topic: 'orders',
+        partition: 0,
+        storedPosition: '450',
+        logEnd: '3',
+      });
+      expect(error.message).toMatch(/onceflow inbox reset-positions --consumer payments --topic orders/);
+    });
+
+    it('reset-to-earliest: moves the position to the log start, seeks there and then processes the new log', async () => {
+      const { t, control, errors } = await aheadOf('reset-to-earliest');
+      expect(control.pauses()).toBe(0);
+      expect(control.seeks).toEqual(['0']);
+      expect(t.positions.get('payments|orders|0')).toBe(0n);
+      expect(errors.map((error) => isOnceflowError(error) && error.code)).toEqual(['OF_POSITION_AHEAD']);
+      await t.run(batchOf(['n0', 'n1', 'n2'], { highWatermark: 3 }));
+      expect(t.effects).toEqual(['n0', 'n1', 'n2']);
+    });
+
+    it('reset-to-latest: moves the position to the log end and skips what the log holds', async () => {
+      const { t, control } = await aheadOf('reset-to-latest');
+      expect(control.seeks).toEqual(['3']);
+      expect(t.positions.get('payments|orders|0')).toBe(3n);
+      expect(t.effects).toEqual([]);
+    });
+
+    it('a high watermark that lagged (the broker now reports a log end past the position) only seeks', async () => {
+      const errors: unknown[] = [];
+      const t = setup(writeId, { onError: (error) => errors.push(error) });
+      t.positions.set('payments|orders|0', 5n);
+      const control = createFakeControl(t.log, { start: '0', end: '9' });
+      await t.run(batchOf(['a', 'b'], { highWatermark: 2 }), control);
+      expect(control.pauses()).toBe(0);
+      expect(control.seeks).toEqual(['5']);
+      expect(errors).toEqual([]);
+    });
+  });
+
   it('a handler that throws midway leaves no effect, and after the retry the effect exists once, in order', async () => {
     let failures = 1;
     const t = setup(async (message, ctx) => {

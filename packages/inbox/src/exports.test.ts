@@ -8,6 +8,7 @@ it('the public surface of @onceflow/inbox is exactly the documented exports', ()
     'deadLetterHeaders',
     'defaultInboxOptions',
     'inboxModes',
+    'positionAheadPolicies',
     'resolveInboxOptions',
   ]);
 });

@@ -1,5 +1,6 @@
 import type {
   BatchControl,
+  LogOffsets,
   OutboxEvent,
   TransactionalOutbox,
   TransportBatch,
@@ -94,6 +95,13 @@ export function createFakeStore() {
         },
       };
     },
+    async resetPosition(reset) {
+      const key = `${reset.consumer}|${reset.topic}|${reset.partition}`;
+      if ((positions.get(key) ?? 0n).toString() !== reset.expected) return false;
+      positions.set(key, BigInt(reset.nextOffset));
+      log.push(`reset-position ${reset.nextOffset}`);
+      return true;
+    },
     async declareRetention() {},
     async rotate() {
       return 'not-due';
@@ -115,12 +123,21 @@ export function createFakeStore() {
   };
 }
 
-/** A BatchControl that records what the engine asked for. */
-export function createFakeControl(log: string[] = []) {
+/** A BatchControl that records what the engine asked for; `logOffsets` answers with `log`. */
+export function createFakeControl(log: string[] = [], partitionLog: LogOffsets = { start: '0', end: '0' }) {
   let active = true;
   const commits: string[] = [];
   const seeks: string[] = [];
+  let pauses = 0;
+  let logOffsetCalls = 0;
   const control: BatchControl = {
+    pause() {
+      pauses++;
+    },
+    async logOffsets() {
+      logOffsetCalls++;
+      return partitionLog;
+    },
     isActive: () => active,
     async commit(nextOffset) {
       commits.push(nextOffset);
@@ -135,6 +152,8 @@ export function createFakeControl(log: string[] = []) {
     control,
     commits,
     seeks,
+    pauses: () => pauses,
+    logOffsetCalls: () => logOffsetCalls,
     revoke() {
       active = false;
     },
@@ -144,7 +163,13 @@ export function createFakeControl(log: string[] = []) {
 /** A batch of messages with the given ids (null: no id header) at consecutive offsets. */
 export function batchOf(
   ids: (string | null)[],
-  options: { topic?: string; partition?: number; firstOffset?: number; timestamp?: number } = {},
+  options: {
+    topic?: string;
+    partition?: number;
+    firstOffset?: number;
+    timestamp?: number;
+    highWatermark?: number;
+  } = {},
 ): TransportBatch {
   const first = options.firstOffset ?? 0;
   const messages: TransportMessage[] = ids.map((id, index) => ({
@@ -154,5 +179,10 @@ export function batchOf(
     value: Buffer.from(JSON.stringify({ n: first + index })),
     headers: id === null ? {} : { 'message-id': id },
   }));
-  return { topic: options.topic ?? 'orders', partition: options.partition ?? 0, messages };
+  return {
+    topic: options.topic ?? 'orders',
+    partition: options.partition ?? 0,
+    messages,
+    ...(options.highWatermark === undefined ? {} : { highWatermark: String(options.highWatermark) }),
+  };
 }

@@ -10,6 +10,8 @@ export {
   type InboxMode,
   type InboxOptions,
   inboxModes,
+  type PositionAheadPolicy,
+  positionAheadPolicies,
   type ResolvedInboxOptions,
   resolveInboxOptions,
 } from './options';

@@ -36,6 +36,23 @@ export type InboxMode = 'batch' | 'per-message';
 /** The modes {@link InboxMode} accepts. */
 export const inboxModes: readonly InboxMode[] = ['batch', 'per-message'];
 
+/**
+ * What the consumer does when its stored position in a partition is beyond the partition's log end
+ * (the topic was deleted and recreated, the database restored, the log truncated): `fail` pauses that
+ * partition on this instance and reports OF_POSITION_AHEAD until an operator resets the position
+ * (`onceflow inbox reset-positions`) and restarts the consumer; `reset-to-earliest` processes the
+ * partition's log from its start (messages whose ids were processed before are still skipped as
+ * duplicates); `reset-to-latest` skips what the log holds now and continues with new messages.
+ */
+export type PositionAheadPolicy = 'fail' | 'reset-to-earliest' | 'reset-to-latest';
+
+/** The policies {@link PositionAheadPolicy} accepts. */
+export const positionAheadPolicies: readonly PositionAheadPolicy[] = [
+  'fail',
+  'reset-to-earliest',
+  'reset-to-latest',
+];
+
 /** Why a message went to the dead-letter topic (header `onceflow-dlq-reason`). */
 export type DeadLetterReason = 'handler-failed' | 'invalid-id' | 'too-old';
 
@@ -117,7 +134,16 @@ export interface InboxOptions<Ctx extends { outbox: TransactionalOutbox }> {
    * is called.
    */
   startupTimeoutMs?: number;
-  /** Reports errors that are retried (handler failures, database outages). Default: logs to stderr. */
+  /**
+   * When the stored position of a partition is beyond its log end: pause that partition and report
+   * OF_POSITION_AHEAD (`fail`), or move the position to the log's start or end and report that
+   * (`reset-to-earliest`, `reset-to-latest`). See {@link PositionAheadPolicy}. Default: `fail`.
+   */
+  onPositionAhead?: PositionAheadPolicy;
+  /**
+   * Reports errors that are retried (handler failures, database outages, a restarted Kafka consumer)
+   * and those that need an operator (OF_POSITION_AHEAD). Default: logs to stderr.
+   */
   onError?: (error: unknown, info: InboxErrorInfo) => void;
   /** Observation hooks. Default: none. */
   hooks?: InboxHooks;
@@ -130,6 +156,7 @@ export const defaultInboxOptions = Object.freeze({
   maxBatchSize: 500,
   messageIdHeader,
   onMissingId: 'dead-letter' as MissingIdPolicy,
+  onPositionAhead: 'fail' as PositionAheadPolicy,
   retry: defaultRetryPolicy,
   handlerTimeoutMs: 30_000,
   retentionSeconds: 7 * 24 * 3600,
@@ -148,6 +175,7 @@ export interface ResolvedInboxOptions<Ctx extends { outbox: TransactionalOutbox 
   messageIdHeader: string;
   extractMessageId: MessageIdExtractor | undefined;
   onMissingId: MissingIdPolicy;
+  onPositionAhead: PositionAheadPolicy;
   retry: RetryPolicy;
   handlerTimeoutMs: number;
   deadLetterTopic: (topic: string) => string;
@@ -209,6 +237,12 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
       component,
       `onMissingId must be one of ${missingIdPolicies.join(', ')} (got ${JSON.stringify(onMissingId)})`,
     );
+  const onPositionAhead = options.onPositionAhead ?? d.onPositionAhead;
+  if (!positionAheadPolicies.includes(onPositionAhead))
+    invalidOptions(
+      component,
+      `onPositionAhead must be one of ${positionAheadPolicies.join(', ')} (got ${JSON.stringify(onPositionAhead)})`,
+    );
   const header = options.messageIdHeader ?? d.messageIdHeader;
   if (typeof header !== 'string' || header.length === 0)
     invalidOptions(component, 'messageIdHeader must be a non-empty header name');
@@ -246,6 +280,7 @@ export function resolveInboxOptions<Ctx extends { outbox: TransactionalOutbox }>
     messageIdHeader: header,
     extractMessageId: options.extractMessageId,
     onMissingId,
+    onPositionAhead,
     retry,
     handlerTimeoutMs: checkDurationMs(
       component,

@@ -5,6 +5,7 @@ import {
   isConnectionError,
   isOnceflowError,
   isTransientDatabaseError,
+  type LogOffsets,
   OnceflowError,
   resolveMessageId,
   sleep,
@@ -13,7 +14,7 @@ import {
 } from '@onceflow/core';
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
-import type { DeadLetterReason, ResolvedInboxOptions } from './options';
+import { type DeadLetterReason, defaultInboxOptions, type ResolvedInboxOptions } from './options';
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
 interface Entry {
@@ -106,7 +107,18 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
 ): Promise<void> {
   const { options, store, stopSignal } = runner;
   const { topic, partition } = batch;
-  const active = (): boolean => !stopSignal.aborted && control.isActive();
+  // A failed heartbeat means a rebalance (or a lost coordinator): finish the transaction in flight
+  // and start no other, so that the member rejoins before the rebalance times out.
+  let heartbeatFailed = false;
+  const active = (): boolean => !stopSignal.aborted && !heartbeatFailed && control.isActive();
+  // The group session must survive a long handler, a slow claim or a lock wait: the transport sends a
+  // heartbeat only when one is due, so asking often costs nothing.
+  const heartbeats = setInterval(() => {
+    void control.heartbeat().catch(() => {
+      heartbeatFailed = true;
+    });
+  }, heartbeatTickMs);
+  heartbeats.unref();
 
   async function pause(ms: number): Promise<boolean> {
     await sleep(ms, stopSignal);
@@ -235,9 +247,19 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   // commits they cover: a broker round trip per transaction would halve per-message throughput.
   let doneUpTo: bigint | undefined;
   let seekTo: bigint | undefined;
+  // The stored position, when it lies beyond what the partition's log holds.
+  let ahead: bigint | undefined;
+  const highWatermark = batch.highWatermark === undefined ? undefined : BigInt(batch.highWatermark);
 
   function committed(entries: Entry[], claim: InboxClaim): void {
     const prior = BigInt(claim.priorNextOffset);
+    if (highWatermark !== undefined && prior > highWatermark) {
+      // No consumer can have read past the high watermark, so this position was taken on another log.
+      // The transaction changed nothing (every message lay below the position); seeking there would
+      // only make the broker reset the fetch to the log's start or end, and again, without end.
+      ahead = prior;
+      return;
+    }
     const end = BigInt(entries.at(-1)!.message.offset) + 1n;
     const next = prior > end ? prior : end;
     if (doneUpTo === undefined || next > doneUpTo) doneUpTo = next;
@@ -251,6 +273,82 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     await options.hooks.beforeOffsetCommit?.({ topic, partition, nextOffset });
     await control.commit(nextOffset);
     if (seekTo !== undefined && seekTo >= doneUpTo && control.isActive()) control.seek(seekTo.toString());
+  }
+
+  /** Acts on a stored position beyond the log end, by the `onPositionAhead` policy. */
+  async function positionAhead(stored: bigint, offset: string): Promise<void> {
+    let log: LogOffsets;
+    try {
+      log = await control.logOffsets();
+    } catch (error) {
+      // Unknown for now: the batch is fetched again after a pause and the check repeated.
+      reportAt(error, offset, 0);
+      await sleep(backoffDelayMs(options.retry, 1), stopSignal);
+      return;
+    }
+    if (stored <= BigInt(log.end)) {
+      // The batch's high watermark was behind (a new leader catching up): the position is fine.
+      if (control.isActive()) control.seek(stored.toString());
+      return;
+    }
+    const where = `the stored position of consumer "${options.consumer}" in ${topic}[${partition}] is ${stored}, beyond the partition's log end ${log.end} (log start ${log.start})`;
+    const details = {
+      consumer: options.consumer,
+      topic,
+      partition,
+      storedPosition: stored.toString(),
+      logStart: log.start,
+      logEnd: log.end,
+      policy: options.onPositionAhead,
+    };
+    if (options.onPositionAhead === 'fail') {
+      control.pause();
+      const schema = options.schema === defaultInboxOptions.schema ? '' : ` --schema ${options.schema}`;
+      const command = `onceflow inbox reset-positions${schema} --consumer ${options.consumer} --topic ${topic} --to earliest`;
+      reportAt(
+        new OnceflowError(
+          'OF_POSITION_AHEAD',
+          `${where}: the topic was deleted and recreated, the database restored or the log truncated. ` +
+            `This partition is paused on this instance and none of its messages is processed. Stop the consumers, reset the positions (\`${command}\`, or \`--to latest\` to skip what the log holds), then start them again; or set onPositionAhead to 'reset-to-earliest' or 'reset-to-latest' to let the consumer do it.`,
+          { details: { ...details, command } },
+        ),
+        offset,
+        0,
+      );
+      return;
+    }
+    const target = options.onPositionAhead === 'reset-to-earliest' ? log.start : log.end;
+    const moved = await store
+      .resetPosition({
+        consumer: options.consumer,
+        topic,
+        partition,
+        expected: stored.toString(),
+        nextOffset: target,
+      })
+      .catch((error: unknown) => {
+        reportAt(error, offset, 0);
+        return false;
+      });
+    if (!moved) return;
+    reportAt(
+      new OnceflowError(
+        'OF_POSITION_AHEAD',
+        `${where}: moved it to ${target} as onPositionAhead is '${options.onPositionAhead}'`,
+        { retriable: true, details: { ...details, resetTo: target } },
+      ),
+      offset,
+      0,
+    );
+    if (control.isActive()) control.seek(target);
+  }
+
+  function reportAt(error: unknown, offset: string, attempts: number): void {
+    try {
+      options.onError(error, { topic, partition, offset, attempts });
+    } catch {
+      // A failing reporter must not stop processing.
+    }
   }
 
   function report(error: unknown, entries: Entry[], attempts: number): void {
@@ -329,6 +427,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   try {
     for (let start = 0; start < entries.length; start += size) {
       if (!(await processRun(entries.slice(start, start + size)))) return;
+      if (ahead !== undefined) return;
       try {
         // Long batches must not let the group session expire; a rebalance ends this batch here.
         await control.heartbeat();
@@ -337,6 +436,11 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       }
     }
   } finally {
-    await commitOffsets();
+    clearInterval(heartbeats);
+    if (ahead === undefined) await commitOffsets();
+    else await positionAhead(ahead, entries[0]!.message.offset);
   }
 }
+
+/** How often, in milliseconds, a batch in progress asks the transport for a heartbeat. */
+const heartbeatTickMs = 500;

@@ -1,5 +1,47 @@
-import type { BatchControl, ConsumerTransport, MessageHeaders, TransportMessage } from '@onceflow/core';
-import type { Consumer, ConsumerConfig, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import {
+  type BatchControl,
+  type ConsumerTransport,
+  type LogOffsets,
+  type MessageHeaders,
+  OnceflowError,
+  sleep,
+  type TransportMessage,
+} from '@onceflow/core';
+import type {
+  Admin,
+  Consumer,
+  ConsumerConfig,
+  ConsumerRunConfig,
+  IHeaders,
+  Kafka,
+  KafkaMessage,
+} from 'kafkajs';
+
+/**
+ * The kafkajs consumer settings onceflow passes unless `consumerConfig` overrides them, chosen so that
+ * a consumer resumes within seconds after a broker restart instead of after kafkajs's 30 s session:
+ *
+ * - `sessionTimeout` 6000 ms (the broker's minimum by default): after a broker crash the restarted
+ *   consumer joins as a new member and waits until the coordinator drops the old one, a session after
+ *   the group was reloaded. A short session is safe for long handlers because the inbox engine asks
+ *   for a heartbeat every 500 ms while it works on a batch (handler calls, claims and lock waits
+ *   included), so only an event loop blocked for 6 s would cost the membership — and then the price is
+ *   a rebalance and a redelivery that the inbox deduplicates, never a double effect.
+ * - `heartbeatInterval` 1000 ms: six heartbeats per session, so five may be lost before it expires.
+ * - `maxWaitTimeInMs` 1000 ms: kafkajs heartbeats between fetches, and an idle fetch waits this long
+ *   on the broker; kafkajs's 5000 ms would leave too little of the session.
+ * - `rebalanceTimeout` 60000 ms (kafkajs's): members finish the transaction in flight before they
+ *   rejoin, which may take up to `handlerTimeoutMs` (30 s by default).
+ * - `retry` 250 ms doubling to at most 2000 ms between attempts, 10 attempts: bounds how long after the
+ *   broker's return the consumer tries again, and how long a crashed consumer waits before it restarts.
+ */
+export const defaultKafkajsConsumerConfig: Readonly<Omit<ConsumerConfig, 'groupId'>> = Object.freeze({
+  sessionTimeout: 6_000,
+  heartbeatInterval: 1_000,
+  maxWaitTimeInMs: 1_000,
+  rebalanceTimeout: 60_000,
+  retry: Object.freeze({ initialRetryTime: 250, maxRetryTime: 2_000, retries: 10 }),
+});
 
 /** Options of {@link createKafkajsConsumerTransport}. */
 export interface KafkajsConsumerTransportOptions {
@@ -14,10 +56,18 @@ export interface KafkajsConsumerTransportOptions {
   /** Partitions processed in parallel by this instance (kafkajs `partitionsConsumedConcurrently`). Default: 3. */
   partitionsConsumedConcurrently?: number;
   /**
-   * Further kafkajs consumer settings (session timeout, fetch sizes...). `groupId` is set from the
-   * option above. Default: kafkajs's defaults.
+   * Further kafkajs consumer settings (session timeout, fetch sizes...), merged over
+   * {@link defaultKafkajsConsumerConfig} (`retry` field by field). `groupId` is set from the option
+   * above. Default: {@link defaultKafkajsConsumerConfig}.
    */
   consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
+  /**
+   * Called when the kafkajs consumer crashed (broker unreachable for longer than its retries, a
+   * non-retriable error), with an OF_UNAVAILABLE error that says when it restarts. The consumer is
+   * always restarted — by kafkajs, or by onceflow when kafkajs would give up — never left dead.
+   * Default: none.
+   */
+  onError?: (error: OnceflowError) => void;
 }
 
 function firstHeaderValues(headers: IHeaders | undefined): MessageHeaders {
@@ -41,23 +91,80 @@ function toTransportMessage(message: KafkaMessage): TransportMessage {
   };
 }
 
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Most time in milliseconds between restarts of a consumer kafkajs gave up on. */
+const maxRestartDelayMs = 10_000;
+
 /**
  * The inbox's {@link ConsumerTransport} on a kafkajs consumer: `eachBatch` with auto-commit and
  * auto-resolve off. Ownership is tracked from the group's join events; offsets are committed only for
  * partitions this member owns in the current generation, and never while a rebalance is under way.
+ * A crashed kafkajs consumer is restarted: by kafkajs for retriable errors, by this transport (with
+ * backoff up to 10 s) for those kafkajs would stop on; every crash is reported through `onError`.
  */
 export function createKafkajsConsumerTransport(options: KafkajsConsumerTransportOptions): ConsumerTransport {
   let consumer: Consumer | undefined;
   // topic → owned partitions; undefined while (re)joining, so nothing is committed then.
   let assignment: Map<string, Set<number>> | undefined;
   let stopping: Promise<void> | undefined;
+  const stopSignal = new AbortController();
+  let admin: Promise<Admin> | undefined;
+  let restarting: Promise<void> | undefined;
 
   const owns = (topic: string, partition: number): boolean => assignment?.get(topic)?.has(partition) ?? false;
+
+  const report = (error: OnceflowError): void => {
+    try {
+      options.onError?.(error);
+    } catch {
+      // A failing reporter must not stop the consumer.
+    }
+  };
+
+  /** A connected admin client, for log offsets; created on first use. */
+  const adminClient = (): Promise<Admin> => {
+    admin ??= (async () => {
+      const created = options.kafka.admin();
+      await created.connect();
+      return created;
+    })();
+    admin.catch(() => {
+      admin = undefined;
+    });
+    return admin;
+  };
+
+  const logOffsets = async (topic: string, partition: number): Promise<LogOffsets> => {
+    const offsets = await (await adminClient()).fetchTopicOffsets(topic);
+    const found = offsets.find((entry) => entry.partition === partition);
+    if (found === undefined)
+      throw new OnceflowError(
+        'OF_UNAVAILABLE',
+        `partition ${topic}[${partition}] is not in the topic's metadata`,
+        {
+          retriable: true,
+        },
+      );
+    return { start: found.low, end: found.high };
+  };
+
+  const config = (): ConsumerConfig => {
+    const given = options.consumerConfig ?? {};
+    return {
+      ...defaultKafkajsConsumerConfig,
+      ...given,
+      retry: { ...defaultKafkajsConsumerConfig.retry, ...given.retry },
+      groupId: options.groupId,
+    };
+  };
 
   return {
     async run(listener) {
       if (consumer) throw new Error('kafkajs consumer transport: run() was already called');
-      const created = options.kafka.consumer({ ...options.consumerConfig, groupId: options.groupId });
+      const created = options.kafka.consumer(config());
       consumer = created;
       created.on(created.events.GROUP_JOIN, (event) => {
         assignment = new Map(
@@ -73,14 +180,12 @@ export function createKafkajsConsumerTransport(options: KafkajsConsumerTransport
       created.on(created.events.STOP, () => {
         assignment = undefined;
       });
-      await created.connect();
-      await created.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
-      await created.run({
+      const runConfig: ConsumerRunConfig = {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
         eachBatch: async (payload) => {
-          const { topic, partition } = payload.batch;
+          const { topic, partition, highWatermark } = payload.batch;
           const control: BatchControl = {
             isActive: () =>
               stopping === undefined && payload.isRunning() && !payload.isStale() && owns(topic, partition),
@@ -99,18 +204,92 @@ export function createKafkajsConsumerTransport(options: KafkajsConsumerTransport
               created.seek({ topic, partition, offset: nextOffset });
             },
             heartbeat: () => payload.heartbeat(),
+            pause() {
+              payload.pause();
+            },
+            logOffsets: () => logOffsets(topic, partition),
           };
           await listener(
-            { topic, partition, messages: payload.batch.messages.map(toTransportMessage) },
+            {
+              topic,
+              partition,
+              messages: payload.batch.messages.map(toTransportMessage),
+              ...(highWatermark === undefined ? {} : { highWatermark }),
+            },
             control,
           );
         },
+      };
+
+      // kafkajs restarts itself after a retriable crash (broker away longer than its retries) and
+      // stops for good after any other; a stopped consumer would leave the partitions unprocessed while
+      // the process looks alive, so this transport restarts it instead.
+      let crashes = 0;
+      let restartDue = false;
+      const restartLoop = async (): Promise<void> => {
+        while (restartDue && stopping === undefined) {
+          restartDue = false;
+          await sleep(Math.min(maxRestartDelayMs, 250 * 2 ** Math.min(crashes, 6)), stopSignal.signal);
+          if (stopping !== undefined) return;
+          try {
+            await created.connect();
+            if (stopping !== undefined) {
+              await created.disconnect().catch(() => undefined);
+              return;
+            }
+            // A failed join inside run() is a crash again: its event sets restartDue, and this loops.
+            await created.run(runConfig);
+          } catch (error) {
+            crashes++;
+            restartDue = true;
+            report(
+              new OnceflowError(
+                'OF_UNAVAILABLE',
+                `kafka consumer of group ${options.groupId} could not be restarted (${describe(error)}); trying again`,
+                { retriable: true, cause: error, details: { groupId: options.groupId } },
+              ),
+            );
+          }
+        }
+      };
+      created.on(created.events.CRASH, (event) => {
+        const { error, restart: kafkajsRestarts } = event.payload;
+        crashes++;
+        report(
+          new OnceflowError(
+            'OF_UNAVAILABLE',
+            `kafka consumer of group ${options.groupId} crashed (${describe(error)}); ${kafkajsRestarts ? 'kafkajs restarts it' : 'onceflow restarts it'}`,
+            {
+              retriable: true,
+              cause: error,
+              details: { groupId: options.groupId, restartedBy: kafkajsRestarts ? 'kafkajs' : 'onceflow' },
+            },
+          ),
+        );
+        if (kafkajsRestarts || stopping !== undefined) return;
+        restartDue = true;
+        restarting ??= restartLoop().finally(() => {
+          restarting = undefined;
+        });
       });
+      // A successful join resets the restart backoff.
+      created.on(created.events.GROUP_JOIN, () => {
+        crashes = 0;
+      });
+
+      await created.connect();
+      await created.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
+      await created.run(runConfig);
     },
     stop() {
       stopping ??= (async () => {
+        stopSignal.abort();
         // disconnect() stops the runner first, which waits for the batch in flight to return.
         await consumer?.disconnect();
+        await restarting;
+        const opened = admin;
+        admin = undefined;
+        if (opened) await (await opened.catch(() => undefined))?.disconnect().catch(() => undefined);
       })();
       return stopping;
     },

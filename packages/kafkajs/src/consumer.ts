@@ -19,7 +19,11 @@ export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
   fromBeginning?: boolean;
   /** Partitions processed in parallel by this instance; each takes a pool connection. Default: 3. */
   partitionsConsumedConcurrently?: number;
-  /** Further kafkajs consumer settings (session timeout, fetch sizes...). Default: kafkajs's defaults. */
+  /**
+   * Further kafkajs consumer settings (session timeout, fetch sizes...), merged over
+   * `defaultKafkajsConsumerConfig` (6 s session, 1 s heartbeats and fetch waits, retries capped at 2 s:
+   * see there why). Default: `defaultKafkajsConsumerConfig`.
+   */
   consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
 }
 
@@ -83,6 +87,9 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
           fromBeginning: fromBeginning ?? true,
           partitionsConsumedConcurrently: concurrency,
           ...(consumerConfig ? { consumerConfig } : {}),
+          // A crashed Kafka consumer is restarted; the user hears of it like of any other outage.
+          onError: (error) =>
+            validated.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 }),
         }),
         store: createPgInboxStore(pool, { schema: validated.schema }),
       });

@@ -1,5 +1,9 @@
 export { createInboxConsumer, type InboxConsumer, type InboxConsumerOptions } from './consumer';
-export { createKafkajsConsumerTransport, type KafkajsConsumerTransportOptions } from './consumer-transport';
+export {
+  createKafkajsConsumerTransport,
+  defaultKafkajsConsumerConfig,
+  type KafkajsConsumerTransportOptions,
+} from './consumer-transport';
 export { createOutboxRelay, type OutboxRelayOptions } from './outbox-relay';
 export {
   classifyPublishError,

@@ -60,10 +60,26 @@ export interface InboxTransaction<Ctx> {
 /** Outcome of one rotation attempt; see migrations/0001_inbox.sql. */
 export type InboxRotation = 'rotated' | 'not-due' | 'retention-pending' | 'no-consumers' | 'lock-timeout';
 
+/** A compare-and-set of one stored position, for {@link InboxStore.resetPosition}. */
+export interface InboxPositionReset {
+  readonly consumer: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset the caller found stored (decimal string); nothing changes if it is no longer so. */
+  readonly expected: string;
+  /** The next offset to store (decimal string). */
+  readonly nextOffset: string;
+}
+
 /** Storage of the inbox engine. The Postgres implementation is {@link createPgInboxStore}. */
 export interface InboxStore<Ctx = TransactionContext> {
   /** Opens a transaction. */
   begin(): Promise<InboxTransaction<Ctx>>;
+  /**
+   * Moves a stored position that no longer fits the partition's log, if it is still `expected` (so
+   * that a concurrent owner's progress is never overwritten). True when it was moved.
+   */
+  resetPosition(reset: InboxPositionReset): Promise<boolean>;
   /** Records a consumer's retention window; rotation keeps rows for the longest declared window. */
   declareRetention(consumer: string, retentionSeconds: number): Promise<void>;
   /** Starts a new generation if one is due, truncating the oldest. */
@@ -170,6 +186,14 @@ export function createPgInboxStore(
 
   return {
     begin,
+    async resetPosition(reset) {
+      const { rowCount } = await pool.query(
+        `UPDATE ${quoted}.inbox_position SET next_offset = $5::bigint, updated_at = now()
+          WHERE consumer = $1 AND topic = $2 AND kafka_partition = $3 AND next_offset = $4::bigint`,
+        [reset.consumer, reset.topic, reset.partition, reset.expected, reset.nextOffset],
+      );
+      return rowCount === 1;
+    },
     async declareRetention(consumer, retentionSeconds) {
       await pool.query(
         `INSERT INTO ${quoted}.inbox_retention (consumer, retention_seconds) VALUES ($1, $2)
