@@ -55,10 +55,10 @@ export interface NemesisContext {
    * event and waits until a consumer has applied it, recording the time since `since` (default: now).
    */
   recovered(what: string, since?: number): Promise<void>;
-  /** Enqueues `events` committed events at once (in transactions of 50), so the relay has a backlog. */
+  /** Enqueues `events` committed events at once (in transactions of 1000), so the relay has a backlog. */
   burst(events: number): Promise<void>;
-  /** Waits until the relay has published some of the backlog, so the next fault hits a drain. */
-  waitForDraining(): Promise<void>;
+  /** Waits until the relay has published some of a backlog of `burst` events, so the next fault hits a drain. */
+  waitForDraining(burst: number): Promise<void>;
   /** Starts the relay and consumer processes (for scenarios that start them themselves). */
   startProcesses(options?: { waitForStart?: boolean }): Promise<void>;
   /**
@@ -322,7 +322,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         const burst = ++burstCounter;
         await withClient(db, async (client) => {
           for (let tx = 0, n = 0; n < events; tx++) {
-            const batch = Array.from({ length: Math.min(50, events - n) }, (_, i) => ({
+            const batch = Array.from({ length: Math.min(1_000, events - n) }, (_, i) => ({
               id: `${options.name}-burst${burst}-t${tx}-${i}`,
               key: `k${(tx + i) % 8}`,
             }));
@@ -332,13 +332,15 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         });
         note(`burst of ${events} events committed`);
       },
-      async waitForDraining() {
-        let first: number | undefined;
+      async waitForDraining(burst) {
+        // Returns as soon as the relay took the first batches of the burst, so that the next fault
+        // meets a drain in full swing (settles running beside claims and publishes).
+        let backlog = 0;
         await pollUntil(async () => {
-          const { backlog } = await readOutboxStatus(db, { schema });
-          first ??= backlog;
-          return backlog < first;
+          ({ backlog } = await readOutboxStatus(db, { schema }));
+          return backlog < burst;
         }, livenessBoundMs);
+        note(`relay draining: backlog ${backlog}`);
       },
       startProcesses,
       async injectTwins(count) {
