@@ -153,7 +153,8 @@ export function recordSummary(summary: ScenarioSummary): void {
   console.log(summaryLine(summary));
 }
 
-async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** Polls `check` every 100 ms until it is true (errors count as false); false after `timeoutMs`. */
+export async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
