@@ -51,6 +51,7 @@ describe('public surface', () => {
       'inboxTables',
       'isPgQueryable',
       'laneOf',
+      'listInboxPositions',
       'listParkedOutboxEvents',
       'loadMigrations',
       'migrate',
@@ -60,6 +61,7 @@ describe('public surface', () => {
       'readOutboxStatus',
       'releaseLaneLeases',
       'renewLaneLeases',
+      'resetInboxPositions',
       'runInTransaction',
       'settleOutboxBatch',
       'unparkOutboxEvents',
@@ -88,6 +90,7 @@ describe('public surface', () => {
       'createOutboxRelay',
       'defaultKafkajsConsumerConfig',
       'defaultKafkajsPublisherOptions',
+      'missingDeadLetterTopicPolicies',
     ]);
   });
 });

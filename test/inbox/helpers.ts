@@ -24,6 +24,8 @@ export function startConsumer(
     retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 50, jitter: 0 },
     pruneIntervalMs: 0,
     onError: () => undefined,
+    // These tests are about processing; the start-up check of dead-letter topics has tests of its own.
+    onMissingDeadLetterTopic: 'create',
     ...options,
     consumerConfig: { maxWaitTimeInMs: 100, ...options.consumerConfig },
   }).start();

@@ -232,6 +232,11 @@ describe('inbox consumer on Kafka and Postgres', () => {
       [{ onMissingId: 'skip' }, /onMissingId must be one of derive-from-position, dead-letter/],
       [{ topics: [] }, /topics must be a non-empty array/],
       [{ partitionsConsumedConcurrently: 0 }, /partitionsConsumedConcurrently must be an integer >= 1/],
+      [
+        { onPositionAhead: 'skip' },
+        /onPositionAhead must be one of fail, reset-to-earliest, reset-to-latest/,
+      ],
+      [{ onMissingDeadLetterTopic: 'later' }, /onMissingDeadLetterTopic must be one of fail, create, ignore/],
     ];
     for (const [options, message] of cases) {
       let thrown: unknown;

@@ -159,6 +159,8 @@ export async function inboxConsumer(): Promise<void> {
     partitionsConsumedConcurrently: p.concurrency,
     mode: 'batch' as const,
     pruneIntervalMs: 0,
+    // The bench never dead-letters; a missing dead-letter topic must not stop it.
+    onMissingDeadLetterTopic: 'ignore' as const,
   };
   const inbox =
     (p.inboxHandler ?? 'batch') === 'batch'

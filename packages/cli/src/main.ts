@@ -4,6 +4,7 @@ import { defaultSchemaName, migrate, readOutboxStatus, validateIdentifier } from
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
+import { addInboxCommands } from './commands/inbox-reset-positions';
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -215,6 +216,8 @@ export function createCli(io: CliIo = processIo): Command {
         }
       },
     );
+
+  addInboxCommands(program, { io, openPool, requireSetting, databaseOption, schemaOption });
 
   return program;
 }

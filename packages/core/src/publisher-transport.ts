@@ -18,6 +18,11 @@ export interface PublishRecord {
  *   publish the same records again later.
  * - `OF_PUBLISH_FAILED` with `retriable: false`: at least one record can never be published (too
  *   large, rejected as invalid); the relay narrows down which and parks it.
+ * - `OF_TOPIC_MISSING` with `details.refusedTopics` (string[]): the broker refused a whole topic (it
+ *   does not exist, this client may not write to it, its name is invalid) and the records of the other
+ *   topics may succeed. `refusedTopics` names the refused topics, or every topic of the call when the
+ *   publisher cannot tell which (the relay then splits the call by topic). `retriable: false` when the
+ *   refusal can never change (an invalid name).
  *
  * After any failed publish the relay publishes nothing more through the same publisher: part of
  * the failed call may have reached the broker, so it reopens one (and confirms its leases) first.

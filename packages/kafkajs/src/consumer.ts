@@ -4,6 +4,11 @@ import { createPgInboxStore, type TransactionContext } from '@onceflow/postgres'
 import type { ConsumerConfig, Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { createKafkajsConsumerTransport } from './consumer-transport';
+import {
+  ensureDeadLetterTopics,
+  type MissingDeadLetterTopicPolicy,
+  missingDeadLetterTopicPolicies,
+} from './dead-letter-topics';
 
 /** Options of {@link createInboxConsumer}: the inbox options plus the kafkajs and pg clients. */
 export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
@@ -25,6 +30,13 @@ export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
    * see there why). Default: `defaultKafkajsConsumerConfig`.
    */
   consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
+  /**
+   * When the dead-letter topic of a consumed topic does not exist at `start()`: `fail` rejects with
+   * OF_TOPIC_MISSING naming the topics and the command that creates them; `create` creates them (as
+   * many partitions as the source topic, the broker's default replication); `ignore` does not look
+   * (for clients that may not list topics). Default: `fail`.
+   */
+  onMissingDeadLetterTopic?: MissingDeadLetterTopicPolicy;
 }
 
 /** A configured inbox consumer; {@link InboxConsumer.start} joins the group. */
@@ -61,6 +73,12 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
   for (const name of ['initialRetryTime', 'maxRetryTime'] as const)
     if (config?.retry?.[name] !== undefined)
       checkDurationMs(component, `consumerConfig.retry.${name}`, config.retry[name]);
+  const onMissingDeadLetterTopic = options.onMissingDeadLetterTopic ?? 'fail';
+  if (!missingDeadLetterTopicPolicies.includes(onMissingDeadLetterTopic))
+    invalidOptions(
+      component,
+      `onMissingDeadLetterTopic must be one of ${missingDeadLetterTopicPolicies.join(', ')} (got ${JSON.stringify(onMissingDeadLetterTopic)})`,
+    );
   const groupId = options.groupId ?? options.consumer;
   if (typeof groupId !== 'string' || groupId.length === 0)
     invalidOptions(component, 'groupId must be a non-empty string (default: the consumer name)');
@@ -72,12 +90,20 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
     consumerConfig,
     groupId: _,
     partitionsConsumedConcurrently: __,
+    onMissingDeadLetterTopic: ___,
     ...rest
   } = options;
   // Validates the inbox options (schema, limits, policies) before any connection exists.
   const validated = resolveInboxOptions(rest);
   return {
-    start() {
+    async start() {
+      await ensureDeadLetterTopics({
+        kafka,
+        consumer: validated.consumer,
+        topics,
+        deadLetterTopic: validated.deadLetterTopic,
+        policy: onMissingDeadLetterTopic,
+      });
       const engine = createInboxEngine({
         ...rest,
         transport: createKafkajsConsumerTransport({

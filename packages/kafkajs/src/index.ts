@@ -4,6 +4,7 @@ export {
   defaultKafkajsConsumerConfig,
   type KafkajsConsumerTransportOptions,
 } from './consumer-transport';
+export { type MissingDeadLetterTopicPolicy, missingDeadLetterTopicPolicies } from './dead-letter-topics';
 export { createOutboxRelay, type OutboxRelayOptions } from './outbox-relay';
 export {
   classifyPublishError,

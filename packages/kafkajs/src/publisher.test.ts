@@ -25,4 +25,29 @@ describe('classifyPublishError', () => {
     });
     expect(classifyPublishError(protocolError(7, 'REQUEST_TIMED_OUT'), 'lane-1').retriable).toBe(true);
   });
+
+  it('treats an unknown topic, a denied topic and an invalid name as a refusal of the call topics, retriable unless the name is invalid', () => {
+    const unknown = classifyPublishError(
+      Object.assign(new Error('retries exceeded'), {
+        originalError: protocolError(3, 'UNKNOWN_TOPIC_OR_PARTITION'),
+      }),
+      'lane-1',
+      ['orders', 'orders.dlq'],
+    );
+    expect(unknown).toMatchObject({
+      code: 'OF_TOPIC_MISSING',
+      retriable: true,
+      details: { refusedTopics: ['orders', 'orders.dlq'] },
+    });
+    expect(unknown.message).toMatch(/"orders", "orders.dlq" does not exist/);
+    const denied = classifyPublishError(protocolError(29, 'TOPIC_AUTHORIZATION_FAILED'), 'lane-1', [
+      'orders',
+    ]);
+    expect(denied).toMatchObject({ code: 'OF_TOPIC_MISSING', retriable: true });
+    expect(denied.message).toMatch(/topic "orders" may not be written/);
+    const invalid = classifyPublishError(protocolError(17, 'INVALID_TOPIC_EXCEPTION'), 'lane-1', [
+      'bad name',
+    ]);
+    expect(invalid).toMatchObject({ code: 'OF_TOPIC_MISSING', retriable: false });
+  });
 });

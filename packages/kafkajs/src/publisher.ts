@@ -38,8 +38,14 @@ export const defaultKafkajsPublisherOptions = Object.freeze({
 const fencedCodes = new Set([47 /* INVALID_PRODUCER_EPOCH */, 90 /* PRODUCER_FENCED */]);
 // Errors that will recur for these records however often they are retried.
 const permanentCodes = new Set([
-  10 /* MESSAGE_TOO_LARGE */, 17 /* INVALID_TOPIC_EXCEPTION */, 18 /* RECORD_LIST_TOO_LARGE */,
-  87 /* INVALID_RECORD */,
+  10 /* MESSAGE_TOO_LARGE */, 18 /* RECORD_LIST_TOO_LARGE */, 87 /* INVALID_RECORD */,
+]);
+// Refusals of a whole topic: the other topics of the call may well succeed. What each means; only an
+// invalid name can never change, a topic may be created and a write permission granted.
+const topicRefusals = new Map<number, { means: string; retriable: boolean }>([
+  [3 /* UNKNOWN_TOPIC_OR_PARTITION */, { means: 'does not exist', retriable: true }],
+  [29 /* TOPIC_AUTHORIZATION_FAILED */, { means: 'may not be written by this client', retriable: true }],
+  [17 /* INVALID_TOPIC_EXCEPTION */, { means: 'is not a valid topic name', retriable: false }],
 ]);
 
 interface KafkajsErrorLike {
@@ -62,8 +68,16 @@ function protocolCodes(error: unknown, found = new Set<number>(), depth = 0): Se
   return found;
 }
 
-/** Maps a kafkajs failure to the relay's error contract (see {@link LanePublisher}). */
-export function classifyPublishError(error: unknown, fencingId: string): OnceflowError {
+/**
+ * Maps a kafkajs failure to the relay's error contract (see {@link LanePublisher}). `topics` are the
+ * topics of the failed call: a topic refusal names them all in `details.refusedTopics`, since the
+ * broker's answer does not say which one it refused.
+ */
+export function classifyPublishError(
+  error: unknown,
+  fencingId: string,
+  topics: readonly string[] = [],
+): OnceflowError {
   const codes = [...protocolCodes(error)];
   const message = error instanceof Error ? error.message : String(error);
   if (codes.some((code) => fencedCodes.has(code)))
@@ -75,6 +89,9 @@ export function classifyPublishError(error: unknown, fencingId: string): Onceflo
         details: { fencingId },
       },
     );
+  const refusal = codes.map((code) => topicRefusals.get(code)).find((found) => found !== undefined);
+  if (refusal !== undefined && topics.length > 0)
+    return topicRefused(error, fencingId, codes, topics, refusal);
   if (codes.some((code) => permanentCodes.has(code)))
     return new OnceflowError('OF_PUBLISH_FAILED', `broker refused the records: ${message}`, {
       cause: error,
@@ -86,6 +103,56 @@ export function classifyPublishError(error: unknown, fencingId: string): Onceflo
     retriable: true,
     details: { fencingId, codes },
   });
+}
+
+function topicRefused(
+  error: unknown,
+  fencingId: string,
+  codes: number[],
+  topics: readonly string[],
+  refusal: { means: string; retriable: boolean },
+): OnceflowError {
+  const names = topics.map((topic) => `"${topic}"`).join(', ');
+  const message = error instanceof Error ? error.message : String(error);
+  return new OnceflowError(
+    'OF_TOPIC_MISSING',
+    topics.length === 1
+      ? `topic ${names} ${refusal.means} (broker: ${message})`
+      : `one of the topics ${names} ${refusal.means} (broker: ${message})`,
+    { cause: error, retriable: refusal.retriable, details: { fencingId, codes, refusedTopics: [...topics] } },
+  );
+}
+
+/** Of `topics`, those the broker does not list: missing, or invisible to this client. */
+async function unlistedTopics(kafka: Kafka, topics: readonly string[]): Promise<string[] | undefined> {
+  const admin = kafka.admin({ retry: { retries: 1 } });
+  try {
+    await admin.connect();
+    const listed = new Set(await admin.listTopics());
+    return topics.filter((topic) => !listed.has(topic));
+  } catch {
+    return undefined;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Narrows a refusal of several topics down to the ones the broker does not list, when there are some:
+ * the other topics then go out at once instead of being split and tried one by one.
+ */
+async function narrowRefusal(kafka: Kafka, refused: OnceflowError): Promise<OnceflowError> {
+  const topics = refused.details.refusedTopics as string[];
+  if (topics.length < 2) return refused;
+  const unlisted = await unlistedTopics(kafka, topics);
+  if (unlisted === undefined || unlisted.length === 0 || unlisted.length === topics.length) return refused;
+  return topicRefused(
+    refused.cause,
+    String(refused.details.fencingId),
+    refused.details.codes as number[],
+    unlisted,
+    { means: 'does not exist', retriable: refused.retriable },
+  );
 }
 
 function groupByTopic(records: readonly PublishRecord[]): { topic: string; messages: Message[] }[] {
@@ -149,7 +216,10 @@ async function openLanePublisher(
         await transaction.commit();
       } catch (error) {
         if (transaction?.isActive()) await transaction.abort().catch(() => undefined);
-        throw classifyPublishError(error, fencingId);
+        const classified = classifyPublishError(error, fencingId, [
+          ...new Set(records.map((record) => record.topic)),
+        ]);
+        throw classified.code === 'OF_TOPIC_MISSING' ? await narrowRefusal(kafka, classified) : classified;
       }
     },
     close,

@@ -22,6 +22,8 @@ describe('relay options', () => {
     [{ schema: 'Bad-Name' }, /schema name/],
     [{ retryInitialDelayMs: 500, retryMaxDelayMs: 100 }, /retryMaxDelayMs/],
     [{ startupTimeoutMs: -5 }, /startupTimeoutMs/],
+    [{ parkRefusedTopicAfterMs: -1 }, /parkRefusedTopicAfterMs must be an integer >= 0/],
+    [{ parkRefusedTopicAfterMs: 2 ** 31 }, /parkRefusedTopicAfterMs must be at most/],
   ])('rejects %o at construction', (bad, message) => {
     expect(() => resolveRelayOptions({ pool, transport, ...bad })).toThrow(message);
   });

@@ -79,6 +79,15 @@ export interface OutboxRelayEngineOptions {
   /** Interval in milliseconds of `observer.onBacklog`; 0 disables it. Default: 5000. */
   metricsIntervalMs?: number;
   /**
+   * How long, in milliseconds, the events of a topic the broker refuses (it does not exist, this client
+   * may not write to it) are tried again before they are parked. Meanwhile they wait, each try reported
+   * through `observer.onError` (OF_TOPIC_MISSING), and every other topic and key keeps flowing; tries
+   * follow `retryInitialDelayMs` doubling up to `retryMaxDelayMs`. Then the first event of each key is
+   * parked with an error naming the topic, and the key's later events wait behind it. A topic with an
+   * invalid name is parked at once. 0 parks at the first refusal. Default: 30000.
+   */
+  parkRefusedTopicAfterMs?: number;
+  /**
    * Prefix of the relay's fencing id (its Kafka transactional id); the relay id is appended. The id is
    * recorded on every lane the relay holds, for a relay taking a lane over to fence. Default:
    * `onceflow.outbox.<schema>.relay-`.
@@ -109,6 +118,7 @@ export const defaultOutboxRelayOptions = Object.freeze({
   retryInitialDelayMs: 200,
   retryMaxDelayMs: 5_000,
   metricsIntervalMs: 5_000,
+  parkRefusedTopicAfterMs: 30_000,
 });
 
 /** Options after defaults and validation. */
@@ -160,6 +170,12 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
       : checkDurationMs(component, 'startupTimeoutMs', options.startupTimeoutMs, {
           zeroMeans: 'one attempt, no wait',
         });
+  positiveInteger('parkRefusedTopicAfterMs', merged.parkRefusedTopicAfterMs, 0);
+  if (merged.parkRefusedTopicAfterMs > 2 ** 31 - 1)
+    invalidOptions(
+      component,
+      `parkRefusedTopicAfterMs must be at most ${2 ** 31 - 1} (got ${merged.parkRefusedTopicAfterMs})`,
+    );
   return {
     pool: options.pool,
     transport: options.transport,
@@ -171,6 +187,7 @@ export function resolveRelayOptions(options: OutboxRelayEngineOptions): Resolved
     retryInitialDelayMs: merged.retryInitialDelayMs,
     retryMaxDelayMs: merged.retryMaxDelayMs,
     metricsIntervalMs: merged.metricsIntervalMs,
+    parkRefusedTopicAfterMs: merged.parkRefusedTopicAfterMs,
     fencingIdPrefix: options.fencingIdPrefix ?? `onceflow.outbox.${schema}.relay-`,
     relayId: options.relayId,
     startupTimeoutMs,

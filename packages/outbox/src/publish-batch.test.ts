@@ -3,11 +3,11 @@ import type { OutboxRow } from '@onceflow/postgres';
 import { describe, expect, it } from 'vitest';
 import { publishBatch } from './publish-batch';
 
-const row = (seq: number, key: string | null, value: string): OutboxRow => ({
+const row = (seq: number, key: string | null, value: string, topic = 't'): OutboxRow => ({
   lane: 0,
   seq: String(seq),
   eventId: `id-${seq}`,
-  topic: 't',
+  topic,
   key: key === null ? null : Buffer.from(key),
   value: Buffer.from(value),
   headers: { 'message-id': Buffer.from(`id-${seq}`) },
@@ -79,5 +79,60 @@ describe('publishBatch', () => {
     });
     expect(outcome.parked).toEqual([]);
     expect(publisher.sent).toEqual([]);
+  });
+
+  describe('a topic the broker refuses', () => {
+    /** Refuses any call with a record of `missing`, naming `named` (default: every topic of the call). */
+    function refusingPublisher(missing: string, named?: (topics: string[]) => string[]) {
+      const state = { sent: [] as string[], calls: 0 };
+      return Object.assign(state, {
+        async publish(records: readonly PublishRecord[]) {
+          state.calls++;
+          const topics = [...new Set(records.map((r) => r.topic))];
+          if (topics.includes(missing))
+            throw new OnceflowError('OF_TOPIC_MISSING', 'does not exist', {
+              retriable: true,
+              details: { refusedTopics: named ? named(topics) : topics },
+            });
+          state.sent.push(...records.map((r) => r.value!.toString()));
+        },
+        async close() {},
+      });
+    }
+    const rows = [
+      row(1, 'a', 'a1', 'good'),
+      row(2, 'x', 'x1', 'gone'),
+      row(3, 'b', 'b1', 'other'),
+      row(4, 'x', 'x2', 'gone'),
+      row(5, null, 'n1', 'gone'),
+      row(6, 'a', 'a2', 'good'),
+    ];
+
+    it('defers the refused topic and publishes every other topic, also when the publisher cannot tell which it was', async () => {
+      for (const named of [undefined, () => ['gone']]) {
+        const publisher = refusingPublisher('gone', named);
+        const decisions: string[] = [];
+        const outcome = await publishBatch(publisher, rows, undefined, (topic) => {
+          decisions.push(topic);
+          return { action: 'defer' };
+        });
+        expect(publisher.sent.sort()).toEqual(['a1', 'a2', 'b1']);
+        expect(outcome.deferred?.map((r) => r.seq)).toEqual(['2', '4', '5']);
+        expect(outcome.parked).toEqual([]);
+        expect(decisions).toEqual(['gone']);
+      }
+    });
+
+    it('parking a refused topic parks the first event of each key and holds back the rest of the key', async () => {
+      const publisher = refusingPublisher('gone', () => ['gone']);
+      const outcome = await publishBatch(publisher, rows, undefined, (topic) => ({
+        action: 'park',
+        error: `topic "${topic}" does not exist`,
+      }));
+      expect(outcome.parked.map(({ row: r }) => r.seq)).toEqual(['2', '5']);
+      expect(outcome.parked[0]!.error).toBe('topic "gone" does not exist');
+      expect(outcome.heldBack).toBe(1);
+      expect(publisher.sent).toEqual(['a1', 'b1', 'a2']);
+    });
   });
 });

@@ -16,6 +16,7 @@ import {
 } from '@onceflow/postgres';
 import type { ResolvedRelayOptions } from './options';
 import { type BatchOutcome, publishBatch } from './publish-batch';
+import { RefusedTopics } from './refused-topics';
 
 /** Everything the publish loop shares with its relay. */
 export interface PublishLoopContext {
@@ -78,7 +79,15 @@ export class PublishLoop {
   private changes: Array<() => void> = [];
   private boundary: Array<() => void> = [];
 
-  constructor(private readonly context: PublishLoopContext) {}
+  /** Topics the broker refused, whose events wait for another try (or are parked in the end). */
+  private readonly refused: RefusedTopics;
+
+  constructor(private readonly context: PublishLoopContext) {
+    const { options } = context;
+    this.refused = new RefusedTopics(options.parkRefusedTopicAfterMs, context.retry, (error) =>
+      notify(() => options.observer.onError?.(error, 'outbox relay publish')),
+    );
+  }
 
   /** Lanes the loop publishes, ascending. */
   lanes(): number[] {
@@ -251,10 +260,13 @@ export class PublishLoop {
       schema: options.schema,
       lanes,
       limit: share,
-      exclude,
+      exclude: [...exclude, ...this.refused.excluded()],
     });
     const counts = new Map<number, number>();
-    for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
+    // Rows waiting for a refused topic do not make a lane backlogged: claiming it again at once would
+    // find the same rows, and spin.
+    for (const row of rows)
+      if (!this.refused.waits(row)) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
     for (const lane of lanes)
       if ((counts.get(lane) ?? 0) >= share) this.backlogged.add(lane);
       else this.backlogged.delete(lane);
@@ -336,14 +348,19 @@ export class PublishLoop {
     if (options.testHooks.beforePublish)
       for (const [lane, laneRows] of byLane) await options.testHooks.beforePublish(lane, laneRows);
     const startedAt = performance.now();
-    const outcome: BatchOutcome = { published: [], parked: [], heldBack: 0 };
+    // Rows of a topic the broker refused wait until it is due for another try; the rest go out.
+    const waiting = rows.filter((row) => this.refused.waits(row));
+    const sending = waiting.length === 0 ? rows : rows.filter((row) => !this.refused.waits(row));
+    const outcome: BatchOutcome = { published: [], parked: [], heldBack: 0, deferred: waiting };
     let failure: unknown;
     const narrowing = this.freshAfterFailure(publisher, [...byLane.keys()]);
     try {
-      await publishBatch(narrowing, rows, outcome);
+      await publishBatch(narrowing, sending, outcome, this.refused.decide);
     } catch (error) {
       failure = error;
     }
+    this.refused.settled(outcome);
+    const deferred = outcome.deferred?.length ?? 0;
     // Nothing more is sent under the epoch of a failed send: the next cycle reopens the publisher.
     if (narrowing.failed()) await this.closePublisher();
     const ackedAt = performance.now();
@@ -357,14 +374,14 @@ export class PublishLoop {
       // something else: handled here so that it cannot kill the process, it is still rethrown by
       // drainSettle. Its rows stay in the outbox and are published again, with the same ids.
       done.catch(() => undefined);
-      if (failure === undefined && outcome.parked.length === 0 && outcome.heldBack === 0) {
+      if (failure === undefined && outcome.parked.length === 0 && outcome.heldBack === 0 && deferred === 0) {
         this.settling = { rows, done };
         return true;
       }
       await done;
     }
     if (failure !== undefined) throw failure;
-    return outcome.parked.length === 0 && outcome.heldBack === 0;
+    return outcome.parked.length === 0 && outcome.heldBack === 0 && deferred === 0;
   }
 
   /**

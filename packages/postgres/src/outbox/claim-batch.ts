@@ -63,7 +63,12 @@ function toRow(record: ClaimedRecord): OutboxRow {
  */
 export async function claimOutboxBatch(
   queryable: PgQueryable,
-  options: { schema: string; lanes: readonly number[]; limit: number; exclude?: readonly OutboxRow[] },
+  options: {
+    schema: string;
+    lanes: readonly number[];
+    limit: number;
+    exclude?: readonly Pick<OutboxRow, 'seq'>[];
+  },
 ): Promise<OutboxRow[]> {
   if (options.lanes.length === 0) return [];
   const exclude = options.exclude ?? [];
