@@ -206,6 +206,7 @@ export async function runTopicRecreatedScenario(cluster: FaultCluster): Promise<
       return await finish();
     const operatorAt = Date.now();
     for (const p of failGroup) p.restart();
+    await Promise.all(failGroup.map((p) => p.waitForLine(/^consumer-started/)));
     if (
       check(
         await pollUntil(() => allApplied('effects', newIds), livenessBoundMs),
