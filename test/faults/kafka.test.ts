@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultCluster, startFaultCluster } from './support/cluster';
 import { runScenario } from './support/scenario';
+import { runTopicRecreatedScenario } from './support/topic-recreated';
 
 /** Session timeout of the consumer processes, in milliseconds (their fixture's default). */
 const sessionTimeoutMs = 10_000;
@@ -46,6 +47,11 @@ describe('fault suite: Kafka broker', () => {
         await ctx.recovered('broker SIGCONT', backAt);
       },
     });
+    expect(summary.violations).toEqual([]);
+  });
+
+  it('topic deleted and recreated: the default policy stops each partition loudly, with no hot loop and no silent skip; reset-to-earliest and the operator reset process every new message once', async () => {
+    const summary = await runTopicRecreatedScenario(cluster);
     expect(summary.violations).toEqual([]);
   });
 });

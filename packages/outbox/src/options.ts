@@ -92,9 +92,8 @@ export interface OutboxRelayOptions extends BaseOptions {
   /**
    * How long, in milliseconds, the events of a topic the broker refuses (it does not exist, this client
    * may not write to it) are tried again before they are parked. Meanwhile they wait, each try reported
-   * through `observer.onError` (OF_TOPIC_MISSING), and every other topic and key keeps flowing; tries
-   * follow `retryInitialDelayMs` doubling up to `retryMaxDelayMs`. Then the first event of each key is
-   * parked with an error naming the topic, and the key's later events wait behind it. A topic with an
+   * through the logger and `onError` (OF_TOPIC_MISSING), and every other topic and key keeps flowing;
+   * tries follow `retry`'s backoff. Then the first event of each key is parked with an error naming the topic, and the key's later events wait behind it. A topic with an
    * invalid name is parked at once. 0 parks at the first refusal. Default: 30000.
    */
   parkRefusedTopicAfterMs?: number;

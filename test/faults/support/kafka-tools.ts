@@ -22,7 +22,10 @@ export function checkerKafka(brokers: string[]): Kafka {
   return new Kafka({ brokers, clientId: 'fault-checker', logLevel: logLevel.NOTHING });
 }
 
-/** Creates topics (replication 1) and waits for their leaders. */
+/**
+ * Creates topics (replication 1) and waits until every partition has a leader. The wait is its own:
+ * kafkajs's fails when a topic of the same name was just deleted (the metadata still says unknown).
+ */
 export async function createTopics(
   kafka: Kafka,
   topics: ReadonlyArray<{ name: string; partitions: number }>,
@@ -32,8 +35,25 @@ export async function createTopics(
   try {
     await admin.createTopics({
       topics: topics.map((t) => ({ topic: t.name, numPartitions: t.partitions, replicationFactor: 1 })),
-      waitForLeaders: true,
+      waitForLeaders: false,
     });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ready = await admin
+        .fetchTopicMetadata({ topics: topics.map((t) => t.name) })
+        .then((metadata) =>
+          metadata.topics.every(
+            (t) =>
+              t.partitions.length === topics.find((w) => w.name === t.name)?.partitions &&
+              t.partitions.every((p) => p.leader >= 0),
+          ),
+        )
+        .catch(() => false);
+      if (ready) return;
+      if (Date.now() > deadline)
+        throw new Error(`topics ${topics.map((t) => t.name)} have no leaders after 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   } finally {
     await admin.disconnect();
   }

@@ -55,10 +55,10 @@ export interface NemesisContext {
    * event and waits until a consumer has applied it, recording the time since `since` (default: now).
    */
   recovered(what: string, since?: number): Promise<void>;
-  /** Enqueues `events` committed events at once (in transactions of 50), so the relay has a backlog. */
+  /** Enqueues `events` committed events at once (in transactions of 1000), so the relay has a backlog. */
   burst(events: number): Promise<void>;
-  /** Waits until the relay has published some of the backlog, so the next fault hits a drain. */
-  waitForDraining(): Promise<void>;
+  /** Waits until the relay has published some of a backlog of `burst` events, so the next fault hits a drain. */
+  waitForDraining(burst: number): Promise<void>;
   /** Starts the relay and consumer processes (for scenarios that start them themselves). */
   startProcesses(options?: { waitForStart?: boolean }): Promise<void>;
   /**
@@ -153,7 +153,8 @@ export function recordSummary(summary: ScenarioSummary): void {
   console.log(summaryLine(summary));
 }
 
-async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** Polls `check` every 100 ms until it is true (errors count as false); false after `timeoutMs`. */
+export async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -233,7 +234,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       ? {
           name: `relay-${i}`,
           entry: cli,
-          args: ['relay', '--schema', schema, '--lease-ttl-ms', '3000', '--heartbeat-interval-ms', '500'],
+          args: ['relay', '--schema', schema, '--lease-ms', '3000', '--heartbeat-interval-ms', '500'],
           env: {
             ...processEnv,
             DATABASE_URL: `${processEnv.DATABASE_URL}?application_name=onceflow-relay`,
@@ -322,7 +323,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         const burst = ++burstCounter;
         await withClient(db, async (client) => {
           for (let tx = 0, n = 0; n < events; tx++) {
-            const batch = Array.from({ length: Math.min(50, events - n) }, (_, i) => ({
+            const batch = Array.from({ length: Math.min(1_000, events - n) }, (_, i) => ({
               id: `${options.name}-burst${burst}-t${tx}-${i}`,
               key: `k${(tx + i) % 8}`,
             }));
@@ -332,13 +333,15 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         });
         note(`burst of ${events} events committed`);
       },
-      async waitForDraining() {
-        let first: number | undefined;
+      async waitForDraining(burst) {
+        // Returns as soon as the relay took the first batches of the burst, so that the next fault
+        // meets a drain in full swing (settles running beside claims and publishes).
+        let backlog = 0;
         await pollUntil(async () => {
-          const { backlog } = await createOnceflowAdmin({ pool: db, schema }).outboxStatus();
-          first ??= backlog;
-          return backlog < first;
+          ({ backlog } = await createOnceflowAdmin({ pool: db, schema }).outboxStatus());
+          return backlog < burst;
         }, livenessBoundMs);
+        note(`relay draining: backlog ${backlog}`);
       },
       startProcesses,
       async injectTwins(count) {
