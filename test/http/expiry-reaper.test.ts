@@ -43,6 +43,38 @@ describe('key expiry and the reaper', () => {
     expect(stored!.responseBody?.length).toBeGreaterThan(0);
   });
 
+  it("peek reads a key while another transaction holds the key's lock, and reads an expired completed key as absent", async () => {
+    const headers = { 'idempotency-key': 'peeked', 'x-tenant': 'acme' };
+    const first = await postJson(app.url, '/charges', { amount: 5 }, headers);
+    const store = app.app.idempotency.store;
+    let release!: () => void;
+    let locked!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const held = store.claim('acme', 'peeked', { wait: false }, async (claim) => {
+      expect(claim.status).toBe('found');
+      locked();
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await holding;
+    const snapshot = await store.peek('acme', 'peeked');
+    expect(snapshot).toMatchObject({ state: 'completed', leaseLive: false });
+    expect(snapshot!.response!.status).toBe(201);
+    expect(snapshot!.response!.body.equals(first.body)).toBe(true);
+    release();
+    await held;
+    await db.pool.query(
+      `UPDATE "${db.schema}".idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'peeked'`,
+    );
+    expect(await store.peek('acme', 'peeked')).toBeUndefined();
+    expect(await store.peek('acme', 'never-seen')).toBeUndefined();
+    // The reaper's test below counts every expired key.
+    await db.pool.query(`DELETE FROM "${db.schema}".idempotency_keys WHERE key = 'peeked'`);
+  });
+
   it('an expired key is treated as new: the request runs again, even with another body', async () => {
     const headers = { 'idempotency-key': 'expiring', 'x-tenant': 'acme' };
     expect((await postJson(app.url, '/charges', { amount: 2 }, headers)).status).toBe(201);

@@ -108,3 +108,84 @@ describe('form fields on the node:http adapter', () => {
     expect(nodeBodies.slice(before)).toEqual([{ 'expand[]': ['a', 'b'], name: 'x y' }]);
   });
 });
+
+describe("refusals before the handler answer in the engine's error format on both adapters", () => {
+  it("with errorFormat 'stripe': unreadable, oversized and untyped bodies and bad keys are Stripe-shaped errors", async () => {
+    const fastify = await startStripeApp(db.pool, db.schema, { errorFormat: 'stripe', bodyLimitBytes: 1024 });
+    const stripeEngine = createIdempotencyEngine({
+      pool: db.pool,
+      schema: db.schema,
+      errorFormat: 'stripe',
+      bodyLimitBytes: 1024,
+      onError: () => undefined,
+    });
+    const nodeServer = createServer(
+      idempotentListener(stripeEngine, { path: '/v1/customers', required: true }, async () => ({
+        status: 200,
+      })),
+    );
+    await new Promise<void>((resolve) => nodeServer.listen(0, '127.0.0.1', resolve));
+    const nodeStripeUrl = `http://127.0.0.1:${(nodeServer.address() as AddressInfo).port}`;
+    try {
+      for (const url of [fastify.url, nodeStripeUrl]) {
+        const cases: Array<{
+          headers: Record<string, string>;
+          body: Buffer | string;
+          status: number;
+          type: string;
+          code: string;
+        }> = [
+          {
+            headers: {},
+            body: rawInvalid(0xff),
+            status: 400,
+            type: 'invalid_request_error',
+            code: 'body_invalid',
+          },
+          {
+            headers: {},
+            body: `name=${'x'.repeat(2048)}`,
+            status: 413,
+            type: 'invalid_request_error',
+            code: 'body_too_large',
+          },
+          {
+            headers: { 'content-type': '' },
+            body: 'name=x',
+            status: 415,
+            type: 'invalid_request_error',
+            code: 'unsupported_media_type',
+          },
+          {
+            headers: { 'idempotency-key': '"unterminated' },
+            body: 'name=x',
+            status: 400,
+            type: 'idempotency_error',
+            code: 'idempotency_key_invalid',
+          },
+        ];
+        for (const { headers, body, status, type, code } of cases) {
+          const response = await send(url, {
+            path: '/v1/customers',
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              authorization: 'Bearer sk_test_forms',
+              'idempotency-key': `stripe-format-${code}`,
+              ...headers,
+            },
+            body,
+          }).catch((error: unknown) => error as Error);
+          // An oversized body may be cut off by the server before the client has written it all.
+          if (response instanceof Error) continue;
+          expect(response.status, `${url} ${code}`).toBe(status);
+          expect(response.headers['content-type']).toBe('application/json');
+          expect(json(response).error).toMatchObject({ type, code });
+        }
+      }
+    } finally {
+      await fastify.app.close();
+      await new Promise((resolve) => nodeServer.close(resolve));
+      await stripeEngine.stop();
+    }
+  });
+});
