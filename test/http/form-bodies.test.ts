@@ -119,6 +119,7 @@ describe("refusals before the handler answer in the engine's error format on bot
       bodyLimitBytes: 1024,
       onError: () => undefined,
     });
+    const stripeRunning = await stripeEngine.start();
     const nodeServer = createServer(
       idempotentListener(stripeEngine, { path: '/v1/customers', required: true }, async () => ({
         status: 200,
@@ -185,7 +186,7 @@ describe("refusals before the handler answer in the engine's error format on bot
     } finally {
       await fastify.app.close();
       await new Promise((resolve) => nodeServer.close(resolve));
-      await stripeEngine.stop();
+      await stripeRunning.stop();
     }
   });
 });
