@@ -131,11 +131,3 @@ export function toOnceflowError(
 export function invalidOptions(component: string, message: string): never {
   throw new OnceflowError('OF_INVALID_OPTIONS', `${component}: ${message}`);
 }
-
-/** Throws `OF_ALREADY_STARTED` for a second `start()` of `component`. */
-export function alreadyStarted(component: string): never {
-  throw new OnceflowError(
-    'OF_ALREADY_STARTED',
-    `${component}: start() was already called; create a new one to start again`,
-  );
-}

@@ -1,3 +1,5 @@
+import { OnceflowError } from './errors';
+
 /** Anything onceflow starts returns one of these. `stop()` is idempotent. */
 export interface StartedHandle {
   /** Stops gracefully; resolves when everything in flight has finished or rolled back. Safe to call twice. */
@@ -20,4 +22,12 @@ export function createStoppable<T extends object>(
     return stopping;
   };
   return Object.assign(target, { stop, [Symbol.asyncDispose]: stop });
+}
+
+/** Throws `OF_ALREADY_STARTED` for a second `start()` of `component`: `create*()` configures, `start()` starts once. */
+export function alreadyStarted(component: string): never {
+  throw new OnceflowError(
+    'OF_ALREADY_STARTED',
+    `${component}: start() was already called; create a new one to start again`,
+  );
 }

@@ -23,7 +23,6 @@ export {
   valueAsJson,
 } from './envelope';
 export {
-  alreadyStarted,
   type ErrorCode,
   errorCodes,
   invalidOptions,
@@ -32,7 +31,7 @@ export {
   type OnceflowErrorOptions,
   toOnceflowError,
 } from './errors';
-export { createStoppable, type StartedHandle } from './handle';
+export { alreadyStarted, createStoppable, type StartedHandle } from './handle';
 export { newEventId } from './ids';
 export { type LogFn, type Logger, silentLogger } from './logger';
 export {

@@ -1,3 +1,5 @@
+import { OnceflowError } from '@onceflow/core';
+
 /** What a handler or phase returns to answer the request. */
 export interface IdempotentResponse {
   /** HTTP status, 100-599. */
@@ -38,7 +40,13 @@ const transferHeaders = new Set([
 export function serializeResponse(response: IdempotentResponse): HttpResult {
   const status = response.status;
   if (!Number.isInteger(status) || status < 100 || status > 599)
-    throw new TypeError(`idempotent handler returned an invalid status ${String(status)}`);
+    throw new OnceflowError(
+      'OF_HANDLER_FAILED',
+      `idempotent handler returned an invalid status ${String(status)}`,
+      {
+        details: { status },
+      },
+    );
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(response.headers ?? {})) {
     const lower = name.toLowerCase();
