@@ -12,7 +12,7 @@ export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
     .addOption(schemaOption())
     .option('--all', 'unpark every parked event')
     .action(async (eventIds: string[], options: { databaseUrl?: string; schema: string; all?: boolean }) => {
-      if (options.all === eventIds.length > 0)
+      if ((options.all ?? false) === eventIds.length > 0)
         throw usageError('name the events to unpark, or pass --all (not both)');
       await withPool(options, io, 1, async (pool) => {
         const admin = createOnceflowAdmin({ pool, schema: options.schema });

@@ -92,14 +92,14 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
     schema,
     migrate: (migrateOptions = {}) => migrate(pool, { ...migrateOptions, schema }),
     outboxStatus: () => checked(readOutboxStatus(pool, { schema })),
-    listParkedEvents: (listOptions = {}) =>
+    listParkedEvents: async (listOptions = {}) =>
       checked(listParkedEvents(pool, { schema, limit: limitOf('listParkedEvents', listOptions.limit) })),
     unparkEvents: (unparkOptions = {}) =>
       checked(unparkEvents(pool, { schema, eventIds: unparkOptions.eventIds })),
     listPositions: (listOptions = {}) =>
       checked(listInboxPositions(pool, { schema, consumer: listOptions.consumer, topic: listOptions.topic })),
     resetPositions: (resetOptions) => checked(resetInboxPositions(pool, { ...resetOptions, schema })),
-    listIdempotencyKeys: (listOptions = {}) =>
+    listIdempotencyKeys: async (listOptions = {}) =>
       checked(
         listIdempotencyKeys(pool, {
           schema,
