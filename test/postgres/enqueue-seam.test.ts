@@ -78,3 +78,17 @@ describe('enqueue diagnostics channel', () => {
     }
   });
 });
+
+describe('enqueue inside a drizzle transaction', () => {
+  it('writes the event with its headers, as through a pg client (arrays are passed as one parameter each)', async () => {
+    const { drizzle } = await import('drizzle-orm/node-postgres');
+    const id = await drizzle({ client: db.pool }).transaction((tx) =>
+      enqueue(
+        tx,
+        { topic: 'orders', key: 'k', value: 'v', headers: { tenant: 'acme', region: 'eu' } },
+        { schema: db.schema },
+      ),
+    );
+    expect(await storedHeaders(id)).toEqual({ tenant: 'acme', region: 'eu' });
+  });
+});

@@ -138,8 +138,9 @@ export async function enqueue(
       values,
     );
   } else {
+    // Arrays go through sql.param: interpolated as they are, drizzle would spread them into a list.
     await tx.execute(
-      sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${row.headerNames}::text[], ${row.headerValues}::bytea[])`,
+      sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${sql.param(row.headerNames)}::text[], ${sql.param(row.headerValues)}::bytea[])`,
     );
   }
   return row.eventId;
