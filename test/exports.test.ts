@@ -44,6 +44,7 @@ describe('public surface', () => {
       'createPgInboxStore',
       'createTransactionContext',
       'defaultSchemaName',
+      'describePool',
       'encodeOutboxEvent',
       'enqueue',
       'heartbeatRelay',

@@ -25,8 +25,17 @@ export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
 
 /** A configured inbox consumer; {@link InboxConsumer.start} joins the group. */
 export interface InboxConsumer {
-  /** Starts consuming; the handle's `stop()` finishes or rolls back work in flight and leaves the group. */
+  /**
+   * Starts consuming; the handle's `stop()` finishes or rolls back work in flight and leaves the group.
+   * While Postgres cannot be reached it waits with backoff, reporting each attempt through `onError`,
+   * up to `startupTimeoutMs` (then OF_UNAVAILABLE naming the server). Call once.
+   */
   start(): Promise<StartedHandle>;
+  /**
+   * Stops the consumer: interrupts a `start()` still waiting for Postgres (it then rejects with
+   * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -72,21 +81,20 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
   } = options;
   // Validates the inbox options (schema, limits, policies) before any connection exists.
   const validated = resolveInboxOptions(rest);
+  const engine = createInboxEngine({
+    ...rest,
+    transport: createKafkajsConsumerTransport({
+      kafka,
+      groupId,
+      topics,
+      fromBeginning: fromBeginning ?? true,
+      partitionsConsumedConcurrently: concurrency,
+      ...(consumerConfig ? { consumerConfig } : {}),
+    }),
+    store: createPgInboxStore(pool, { schema: validated.schema }),
+  });
   return {
-    start() {
-      const engine = createInboxEngine({
-        ...rest,
-        transport: createKafkajsConsumerTransport({
-          kafka,
-          groupId,
-          topics,
-          fromBeginning: fromBeginning ?? true,
-          partitionsConsumedConcurrently: concurrency,
-          ...(consumerConfig ? { consumerConfig } : {}),
-        }),
-        store: createPgInboxStore(pool, { schema: validated.schema }),
-      });
-      return engine.start();
-    },
+    start: () => engine.start(),
+    stop: () => engine.stop(),
   };
 }

@@ -1,4 +1,5 @@
 export { createTransactionContext, type TransactionContext } from './context';
+export { describePool } from './describe-pool';
 export * from './idempotency/index';
 export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export * from './inbox/index';

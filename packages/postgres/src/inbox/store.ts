@@ -2,6 +2,7 @@ import { isConnectionError } from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
 import { holdConnection } from '../connection';
 import { createTransactionContext, type TransactionContext } from '../context';
+import { describePool } from '../describe-pool';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
 
 /** One message to claim: its dedup id and offset. */
@@ -62,6 +63,8 @@ export type InboxRotation = 'rotated' | 'not-due' | 'retention-pending' | 'no-co
 
 /** Storage of the inbox engine. The Postgres implementation is {@link createPgInboxStore}. */
 export interface InboxStore<Ctx = TransactionContext> {
+  /** Where the store keeps its data, for messages (`Postgres at db:5432 (database app)`). Optional. */
+  readonly target?: string;
   /** Opens a transaction. */
   begin(): Promise<InboxTransaction<Ctx>>;
   /** Records a consumer's retention window; rotation keeps rows for the longest declared window. */
@@ -169,6 +172,7 @@ export function createPgInboxStore(
   }
 
   return {
+    target: describePool(pool),
     begin,
     async declareRetention(consumer, retentionSeconds) {
       await pool.query(
