@@ -55,6 +55,7 @@ describe('public surface', () => {
       'listParkedOutboxEvents',
       'loadMigrations',
       'migrate',
+      'missingPoolErrorListener',
       'outboxLaneCount',
       'outboxTables',
       'quoteIdentifier',

@@ -1,6 +1,6 @@
 import { checkDurationMs, invalidOptions, type StartedHandle } from '@onceflow/core';
 import { createInboxEngine, type InboxOptions, resolveInboxOptions } from '@onceflow/inbox';
-import { createPgInboxStore, type TransactionContext } from '@onceflow/postgres';
+import { createPgInboxStore, missingPoolErrorListener, type TransactionContext } from '@onceflow/postgres';
 import type { ConsumerConfig, Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { createKafkajsConsumerTransport } from './consumer-transport';
@@ -94,7 +94,16 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
     store: createPgInboxStore(pool, { schema: validated.schema }),
   });
   return {
-    start: () => engine.start(),
+    start() {
+      const warning = missingPoolErrorListener(pool, `${component} ${validated.consumer}`);
+      if (warning !== undefined)
+        try {
+          validated.onError(warning, { topic: '', partition: -1, offset: '-1', attempts: 0 });
+        } catch {
+          // A failing reporter must not stop the start.
+        }
+      return engine.start();
+    },
     stop: () => engine.stop(),
   };
 }

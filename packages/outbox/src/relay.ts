@@ -16,6 +16,7 @@ import {
   describePool,
   heartbeatRelay,
   type LaneLease,
+  missingPoolErrorListener,
   outboxLaneCount,
   readOutboxStatus,
   releaseLaneLeases,
@@ -231,6 +232,8 @@ async function startRelay(
     // Waiting without a word looks like a hang: without an observer, stderr tells.
     else console.error(`onceflow: ${error instanceof Error ? error.message : String(error)}`);
   };
+  const warning = missingPoolErrorListener(pool, 'outbox relay');
+  if (warning !== undefined) reportStartup(warning);
   try {
     await waitForService(tick, {
       component: 'outbox relay',

@@ -5,6 +5,7 @@ export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identi
 export * from './inbox/index';
 export { loadMigrations, type MigrateOptions, type MigrateResult, type Migration, migrate } from './migrate';
 export * from './outbox/index';
+export { missingPoolErrorListener } from './pool-warning';
 export { type DrizzleExecutor, isPgQueryable, type PgQueryable, type TransactionExecutor } from './queryable';
 export { type OutboxTables, outboxTables } from './schema/outbox';
 export { runInTransaction, type TransactionOptions } from './transaction';
