@@ -1,5 +1,5 @@
-import { type Logger, OnceflowError } from '@onceflow/core';
-import { defaultSchemaName, validateIdentifier } from '@onceflow/postgres';
+import { isConnectionError, type Logger, OnceflowError } from '@onceflow/core';
+import { defaultSchemaName, describePool, validateIdentifier } from '@onceflow/postgres';
 import { InvalidArgumentError, Option } from 'commander';
 import pg from 'pg';
 
@@ -71,26 +71,83 @@ export function databaseUrl(options: { databaseUrl?: string }, io: CliIo): strin
   );
 }
 
-/** A pool of at most `max` connections to `url`. */
-export function openPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
+/** How a command's pool connects. */
+export interface PoolSettings {
+  max: number;
+  /** Longest wait for a connection, 0 for none. */
+  connectTimeoutMs: number;
+  /** Longest wait for one statement (server and client side), 0 or undefined for none. */
+  statementTimeoutMs?: number;
+}
+
+/** `--connect-timeout-ms`. */
+export const connectTimeoutOption = (): Option =>
+  new Option('--connect-timeout-ms <ms>', 'longest wait for a database connection, 0 for none')
+    .default(10_000)
+    .argParser(nonNegativeInteger);
+
+/** `--statement-timeout-ms`, with the command's own default. */
+export const statementTimeoutOption = (defaultMs: number): Option =>
+  new Option('--statement-timeout-ms <ms>', 'longest wait for one statement, 0 for none')
+    .default(defaultMs)
+    .argParser(nonNegativeInteger);
+
+/** A pool to `url` with `settings`. */
+export function openPool(url: string, settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: settings.max,
+    // A host that accepts connections and never answers would otherwise hold the command forever.
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    ...(settings.statementTimeoutMs
+      ? { statement_timeout: settings.statementTimeoutMs, query_timeout: settings.statementTimeoutMs + 1_000 }
+      : {}),
+  });
   // An idle connection dropping is reported here; whoever uses the pool retries on its own.
   pool.on('error', () => undefined);
   return pool;
 }
 
-/** Runs `work` with a pool of `max` connections, ending the pool afterwards. */
+/**
+ * Runs `work` on a pool of its own and ends the pool, turning "the database does not answer" into
+ * OF_UNAVAILABLE with a message that says where the command tried and what to check.
+ */
 export async function withPool<T>(
-  options: { databaseUrl?: string },
+  options: { databaseUrl?: string; connectTimeoutMs?: number; statementTimeoutMs?: number },
   io: CliIo,
   max: number,
   work: (pool: pg.Pool) => Promise<T>,
 ): Promise<T> {
-  const pool = openPool(databaseUrl(options, io), max);
+  const settings: PoolSettings = {
+    max,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
+  };
+  const pool = openPool(databaseUrl(options, io), settings);
   try {
     return await work(pool);
+  } catch (error) {
+    const target = describePool(pool);
+    const cause = (error as { cause?: unknown }).cause ?? error;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const code = (cause as { code?: unknown }).code;
+    if (code === '57014' || reason === 'Query read timeout')
+      throw new OnceflowError(
+        'OF_UNAVAILABLE',
+        `${target} did not finish a statement within ${settings.statementTimeoutMs} ms (${reason}). Check the server's load and locks (is another migrate running?), or raise --statement-timeout-ms.`,
+        { retriable: true, cause },
+      );
+    if (isConnectionError(cause))
+      throw new OnceflowError(
+        'OF_UNAVAILABLE',
+        `could not reach ${target} (${reason}${
+          /timeout/i.test(reason) ? ` within ${settings.connectTimeoutMs} ms` : ''
+        }). Check that the server is running and answering at that address (--database-url or DATABASE_URL), that no firewall or proxy holds the connection, or raise --connect-timeout-ms for a slow network.`,
+        { retriable: true, cause },
+      );
+    throw error;
   } finally {
-    await pool.end();
+    await pool.end().catch(() => undefined);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type IdempotencyKeyRecord,
   type IdempotencyKeyStore,
   type IdempotencyKeyTransaction,
+  missingPoolErrorListener,
   type StoredRequest,
   type StoredResponse,
 } from '@onceflow/postgres';
@@ -147,11 +148,17 @@ function resolveStore(options: IdempotencyEngineOptions, schema: string): Idempo
 export function createIdempotencyEngine(options: IdempotencyEngineOptions): IdempotencyEngine {
   const resolved = resolveEngineOptions(options);
   const store = resolveStore(options, resolved.schema);
+  // A pool whose idle connections may break without a listener would end the process: say so now.
+  if (options.pool !== undefined) {
+    const warning = missingPoolErrorListener(options.pool, 'idempotency');
+    if (warning !== undefined) reportError(resolved, 'warn', warning);
+  }
   const limiter = new InFlightLimiter(resolved.maxInFlight, resolved.maxKeysInFlightPerScope);
   const routes = new Map<string, RouteSpec>();
   const running = new Set<Promise<unknown>>();
   const { retentionMs, logger } = resolved;
   const stopping = new AbortController();
+  let startCalled = false;
   let started = false;
   let stopped = false;
   let warnedNotStarted = false;
@@ -585,7 +592,8 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     errorResponse: (kind: ProblemKind, options: { retryAfterS?: number } = {}) =>
       fail(kind, options.retryAfterS),
     async start() {
-      if (started) alreadyStarted('idempotency engine');
+      if (startCalled) alreadyStarted('idempotency engine');
+      startCalled = true;
       const helpers = [completer, reaper].filter((helper) => helper !== undefined);
       const handles = await Promise.all(helpers.map((helper) => helper.start()));
       started = true;

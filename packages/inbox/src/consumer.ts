@@ -2,13 +2,19 @@ import {
   alreadyStarted,
   createStoppable,
   invalidOptions,
-  isOnceflowError,
+  OnceflowError,
   reportError,
   type StartedHandle,
   type TransactionalOutbox,
   toOnceflowError,
+  waitForService,
 } from '@onceflow/core';
-import { createPgInboxStore, type InboxStore, type TransactionContext } from '@onceflow/postgres';
+import {
+  createPgInboxStore,
+  type InboxStore,
+  missingPoolErrorListener,
+  type TransactionContext,
+} from '@onceflow/postgres';
 import { ensureDeadLetterTopics } from './dead-letter-topics';
 import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
@@ -18,13 +24,24 @@ export interface InboxConsumer {
   /**
    * Checks the dead-letter topics, declares the retention window, joins the group and starts
    * processing; the handle's `stop()` finishes or rolls back the work in flight and leaves the group.
-   * Rejects with OF_UNAVAILABLE when Postgres or the broker cannot be reached, OF_SCHEMA_MISMATCH when
-   * the schema lacks the inbox tables, OF_TOPIC_MISSING when a dead-letter topic is missing. Call once: a second call rejects with OF_ALREADY_STARTED.
+   * While Postgres cannot be reached it waits with backoff, reporting each attempt through the logger
+   * and `onError`, up to `startupTimeoutMs` (then OF_UNAVAILABLE naming the server). Rejects with
+   * OF_SCHEMA_MISMATCH when the schema lacks the inbox tables, OF_TOPIC_MISSING when a dead-letter
+   * topic is missing, OF_UNAVAILABLE when the broker cannot be reached. Call once: a second call rejects with OF_ALREADY_STARTED.
    */
   start(): Promise<StartedHandle>;
+  /**
+   * Stops the consumer: interrupts a `start()` still waiting for Postgres (it then rejects with
+   * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
+   */
+  stop(): Promise<void>;
 }
 
 const component = 'inbox consumer';
+
+/** What the consumer says while it waits for an unreachable database at start. */
+const startupHint =
+  "Check that it runs and accepts connections at that address, and that the pool's connection settings are right; startupTimeoutMs bounds this wait.";
 
 function resolveStore<Ctx extends { outbox: TransactionalOutbox }>(
   options: InboxConsumerOptions<Ctx>,
@@ -61,76 +78,104 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
     invalidOptions(component, 'transport must be a ConsumerTransport (run, stop)');
   const store = resolveStore(options, resolved.schema);
   const { logger, onError, consumer } = resolved;
-  let started = false;
+  // A pool whose idle connections may break without a listener would end the process: say so now.
+  if (options.pool !== undefined) {
+    const warning = missingPoolErrorListener(options.pool, `${component} ${consumer}`);
+    if (warning !== undefined) reportError({ logger, onError }, 'warn', warning);
+  }
+  const abort = new AbortController();
+  const stoppedError = (): OnceflowError =>
+    new OnceflowError('OF_STOPPED', `${component} ${consumer}: stop() was called before start() finished`);
+  let starting: Promise<StartedHandle> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  async function startOnce(): Promise<StartedHandle> {
+    if (abort.signal.aborted) throw stoppedError();
+    const runner = { options: resolved, store, stopSignal: abort.signal };
+    await ensureDeadLetterTopics({
+      transport,
+      consumer,
+      deadLetterTopic: resolved.deadLetterTopic,
+      policy: resolved.onMissingDeadLetterTopic,
+    });
+    try {
+      await waitForService(() => store.declareRetention(consumer, resolved.retentionMs), {
+        component: `${component} ${consumer}`,
+        service: store.target ?? 'the database',
+        hint: startupHint,
+        timeoutMs: resolved.startupTimeoutMs,
+        retry: resolved.retry,
+        signal: abort.signal,
+        onWait: (error) => reportError({ logger, onError }, 'warn', error),
+      });
+    } catch (error) {
+      throw toOnceflowError(error, 'OF_UNAVAILABLE', `${component} ${consumer} could not start`, {
+        retriable: true,
+        details: { consumer },
+      });
+    }
+
+    let pruning: Promise<void> = Promise.resolve();
+    const prune = (): void => {
+      pruning = store.rotate().then(
+        () => undefined,
+        (error: unknown) =>
+          reportError(
+            { logger, onError },
+            'warn',
+            toOnceflowError(error, 'OF_UNAVAILABLE', 'inbox rotation failed, retrying later', {
+              retriable: true,
+              details: { consumer, operation: 'rotate' },
+            }),
+          ),
+      );
+    };
+    const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;
+    timer?.unref();
+
+    try {
+      await transport.run((batch, control) => processBatch(runner, batch, control), {
+        // A crashed Kafka consumer the transport restarted: the user hears of it like of any outage.
+        onError: (error) => reportError({ logger, onError }, 'warn', error),
+      });
+    } catch (error) {
+      clearInterval(timer);
+      abort.abort();
+      await transport.stop().catch(() => undefined);
+      throw toOnceflowError(error, 'OF_UNAVAILABLE', `${component} ${consumer} could not join its group`, {
+        retriable: true,
+        details: { consumer },
+      });
+    }
+    const handle = createStoppable({}, async () => {
+      clearInterval(timer);
+      // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
+      abort.abort();
+      await transport.stop();
+      await pruning;
+      logger.info('inbox consumer stopped');
+    });
+    if (abort.signal.aborted) {
+      await handle.stop();
+      throw stoppedError();
+    }
+    logger.info('inbox consumer started');
+    return handle;
+  }
 
   return {
     async start() {
-      if (started) alreadyStarted(component);
-      started = true;
-      const abort = new AbortController();
-      const runner = { options: resolved, store, stopSignal: abort.signal };
-      await ensureDeadLetterTopics({
-        transport,
-        consumer,
-        deadLetterTopic: resolved.deadLetterTopic,
-        policy: resolved.onMissingDeadLetterTopic,
-      });
-      try {
-        await store.declareRetention(consumer, resolved.retentionMs);
-      } catch (error) {
-        throw toOnceflowError(error, 'OF_UNAVAILABLE', `inbox consumer ${consumer} could not start`, {
-          retriable: true,
-          details: { consumer },
-        });
-      }
-
-      let pruning: Promise<void> = Promise.resolve();
-      const prune = (): void => {
-        pruning = store.rotate().then(
-          () => undefined,
-          (error: unknown) =>
-            reportError(
-              { logger, onError },
-              'warn',
-              toOnceflowError(error, 'OF_UNAVAILABLE', 'inbox rotation failed, retrying later', {
-                retriable: true,
-                details: { consumer, operation: 'rotate' },
-              }),
-            ),
-        );
-      };
-      const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;
-      timer?.unref();
-
-      try {
-        await transport.run((batch, control) => processBatch(runner, batch, control), {
-          // A crashed Kafka consumer the transport restarted: the user hears of it like of any outage.
-          onError: (error) => reportError({ logger, onError }, 'warn', error),
-        });
-      } catch (error) {
-        clearInterval(timer);
+      if (starting !== undefined) alreadyStarted(component);
+      starting = startOnce();
+      return starting;
+    },
+    stop() {
+      stopping ??= (async () => {
         abort.abort();
-        await transport.stop().catch(() => undefined);
-        if (isOnceflowError(error)) throw error;
-        throw toOnceflowError(
-          error,
-          'OF_UNAVAILABLE',
-          `inbox consumer ${consumer} could not join its group`,
-          {
-            retriable: true,
-            details: { consumer },
-          },
-        );
-      }
-      logger.info('inbox consumer started');
-      return createStoppable({}, async () => {
-        clearInterval(timer);
-        // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
-        abort.abort();
-        await transport.stop();
-        await pruning;
-        logger.info('inbox consumer stopped');
-      });
+        const handle = await starting?.catch(() => undefined);
+        await handle?.stop();
+      })();
+      return stopping;
     },
   };
 }

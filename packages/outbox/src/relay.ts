@@ -10,8 +10,9 @@ import {
   type StartedHandle,
   sleep,
   toOnceflowError,
+  waitForService,
 } from '@onceflow/core';
-import type { AcquiredLane, LaneLease } from '@onceflow/postgres';
+import { type AcquiredLane, type LaneLease, missingPoolErrorListener } from '@onceflow/postgres';
 import { type OutboxRelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options';
 import { PublishLoop, type RelayOperation } from './publish-loop';
 
@@ -26,13 +27,23 @@ export interface OutboxRelayHandle extends StartedHandle {
 /** A configured relay, not yet started. */
 export interface OutboxRelay {
   /**
-   * Registers the relay, takes its share of lanes and starts publishing. Rejects with
-   * OF_UNAVAILABLE when Postgres is unreachable at start, with OF_SCHEMA_MISMATCH when the schema
-   * lacks the outbox tables; later failures are retried. Call once: a second call rejects with
-   * OF_ALREADY_STARTED.
+   * Registers the relay, takes its share of lanes and starts publishing. While Postgres cannot be
+   * reached it waits with backoff, reporting each attempt through the logger and `onError`, up to
+   * `startupTimeoutMs` (then OF_UNAVAILABLE naming the server); it rejects with OF_SCHEMA_MISMATCH
+   * when the schema lacks the outbox tables. Later failures are retried. Call once: a second call
+   * rejects with OF_ALREADY_STARTED.
    */
   start(): Promise<OutboxRelayHandle>;
+  /**
+   * Stops the relay: interrupts a `start()` still waiting for Postgres (it then rejects with
+   * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
+   */
+  stop(): Promise<void>;
 }
+
+/** What the relay says while it waits for an unreachable database at start. */
+const startupHint =
+  "Check that it runs and accepts connections at that address, and that the pool's connection settings are right; startupTimeoutMs bounds this wait.";
 
 function notify(call: () => void): void {
   try {
@@ -52,17 +63,45 @@ function notify(call: () => void): void {
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const resolved = resolveRelayOptions(options);
-  let started = false;
+  // A pool whose idle connections may break without a listener would end the process: say so now.
+  if (options.pool !== undefined) {
+    const warning = missingPoolErrorListener(options.pool, 'outbox relay');
+    if (warning !== undefined)
+      reportError(
+        resolved,
+        'warn',
+        new OnceflowError(warning.code, warning.message, {
+          details: { ...warning.details, operation: 'startup' },
+        }),
+      );
+  }
+  const abort = new AbortController();
+  let starting: Promise<OutboxRelayHandle> | undefined;
+  let stopping: Promise<void> | undefined;
   return {
     async start() {
-      if (started) alreadyStarted('createOutboxRelay');
-      started = true;
-      return startRelay(resolved);
+      if (starting !== undefined) alreadyStarted('createOutboxRelay');
+      starting = startRelay(resolved, abort.signal);
+      return starting;
+    },
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        const handle = await starting?.catch(() => undefined);
+        await handle?.stop();
+      })();
+      return stopping;
     },
   };
 }
 
-async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHandle> {
+async function startRelay(
+  options: ResolvedRelayOptions,
+  stopSignal: AbortSignal,
+): Promise<OutboxRelayHandle> {
+  const stopped = (): OnceflowError =>
+    new OnceflowError('OF_STOPPED', 'outbox relay: stop() was called before start() finished');
+  if (stopSignal.aborted) throw stopped();
   const relayId = options.relayId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const { store, schema, leaseMs, observer, transport, retry } = options;
   const logger = options.logger.child({ relayId });
@@ -183,14 +222,38 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
   };
 
   try {
-    await tick();
+    await waitForService(tick, {
+      component: 'outbox relay',
+      service: store.target ?? `the outbox ${store.name}`,
+      hint: startupHint,
+      timeoutMs: options.startupTimeoutMs,
+      retry,
+      signal: stopSignal,
+      // Each wait says so, tagged as the start's, so that it never looks like a hang.
+      onWait: (error) =>
+        reportError(
+          { logger, onError: options.onError },
+          'warn',
+          new OnceflowError(error.code, error.message, {
+            retriable: error.retriable,
+            cause: error.cause,
+            details: { ...error.details, operation: 'startup', relayId },
+          }),
+        ),
+    });
   } catch (error) {
     abort.abort();
     const leases = loop.currentLeases();
     await loop.stop();
     await store.releaseLanes(leases).catch(() => undefined);
+    await store.unregister(relayId).catch(() => undefined);
     await options.transport.close().catch(() => undefined);
-    if (isOnceflowError(error, 'OF_SCHEMA_MISMATCH')) throw error;
+    if (
+      isOnceflowError(error, 'OF_SCHEMA_MISMATCH') ||
+      isOnceflowError(error, 'OF_UNAVAILABLE') ||
+      isOnceflowError(error, 'OF_STOPPED')
+    )
+      throw error;
     throw new OnceflowError(
       'OF_UNAVAILABLE',
       `outbox relay could not register in schema ${schema}: ${String(error)}`,
@@ -202,6 +265,9 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
   }
 
   loop.start();
+  // stop() during the start aborts the relay's own loops too.
+  const onStop = (): void => abort.abort();
+  stopSignal.addEventListener('abort', onStop, { once: true });
   const background = Promise.all([
     heartbeatLoop(),
     metricsLoop(),
@@ -224,6 +290,7 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
       ownedLanes: () => loop.lanes(),
     },
     async () => {
+      stopSignal.removeEventListener('abort', onStop);
       abort.abort();
       await background;
       const stopping = loop.currentLeases();

@@ -1,6 +1,13 @@
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
-import { type CliIo, databaseOption, schemaOption, withPool } from '../io';
+import {
+  type CliIo,
+  connectTimeoutOption,
+  databaseOption,
+  schemaOption,
+  statementTimeoutOption,
+  withPool,
+} from '../io';
 
 /** `onceflow inbox positions`: the next offset of each consumer per topic partition. */
 export function inboxPositionsCommand(inbox: Command, io: CliIo): void {
@@ -9,6 +16,8 @@ export function inboxPositionsCommand(inbox: Command, io: CliIo): void {
     .description('list the stored position (next offset) of each consumer per topic partition')
     .addOption(databaseOption())
     .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
     .option('--consumer <name>', 'only this consumer')
     .option('--topic <name>', 'only this topic')
     .option('--json', 'print one JSON object per position')

@@ -5,6 +5,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { type Admin, Kafka } from 'kafkajs';
 import {
   type CliIo,
+  connectTimeoutOption,
   createLineLogger,
   databaseOption,
   databaseUrl,
@@ -12,6 +13,7 @@ import {
   logLevelOption,
   requireSetting,
   schemaOption,
+  statementTimeoutOption,
   withPool,
 } from '../io';
 
@@ -48,6 +50,8 @@ interface ResetOptions {
   partition?: number[];
   force?: boolean;
   logLevel: LogLevel;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
 }
 
 async function withAdmin<T>(
@@ -80,6 +84,8 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
     )
     .addOption(databaseOption())
     .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
     .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
     .requiredOption('--consumer <name>', 'the inbox consumer name')
     .requiredOption('--topic <topic>', 'the topic whose positions to reset')

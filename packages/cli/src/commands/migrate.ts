@@ -1,6 +1,13 @@
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
-import { type CliIo, databaseOption, schemaOption, withPool } from '../io';
+import {
+  type CliIo,
+  connectTimeoutOption,
+  databaseOption,
+  schemaOption,
+  statementTimeoutOption,
+  withPool,
+} from '../io';
 
 /** `onceflow migrate`: creates or updates onceflow's tables in the schema. */
 export function migrateCommand(program: Command, io: CliIo): void {
@@ -9,12 +16,21 @@ export function migrateCommand(program: Command, io: CliIo): void {
     .description("create or update onceflow's tables in the schema")
     .addOption(databaseOption())
     .addOption(schemaOption())
-    .action(async (options: { databaseUrl?: string; schema: string }) => {
-      await withPool(options, io, 1, async (pool) => {
-        const result = await createOnceflowAdmin({ pool, schema: options.schema }).migrate();
-        for (const migration of result.applied)
-          io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
-        io.out(`schema ${result.schema} is at version ${result.version}`);
-      });
-    });
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(300_000))
+    .action(
+      async (options: {
+        databaseUrl?: string;
+        schema: string;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+      }) => {
+        await withPool(options, io, 1, async (pool) => {
+          const result = await createOnceflowAdmin({ pool, schema: options.schema }).migrate();
+          for (const migration of result.applied)
+            io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
+          io.out(`schema ${result.schema} is at version ${result.version}`);
+        });
+      },
+    );
 }

@@ -1,6 +1,14 @@
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
-import { type CliIo, databaseOption, nonNegativeInteger, schemaOption, withPool } from '../io';
+import {
+  type CliIo,
+  connectTimeoutOption,
+  databaseOption,
+  nonNegativeInteger,
+  schemaOption,
+  statementTimeoutOption,
+  withPool,
+} from '../io';
 
 /** `onceflow outbox parked`: lists the events parked because they can never be published. */
 export function outboxParkedCommand(outbox: Command, io: CliIo): void {
@@ -9,22 +17,34 @@ export function outboxParkedCommand(outbox: Command, io: CliIo): void {
     .description('list events parked because the broker refused them, oldest first')
     .addOption(databaseOption())
     .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
     .option('--limit <n>', 'most events listed', nonNegativeInteger, 100)
     .option('--json', 'print one JSON object per event')
-    .action(async (options: { databaseUrl?: string; schema: string; limit: number; json?: boolean }) => {
-      await withPool(options, io, 1, async (pool) => {
-        const events = await createOnceflowAdmin({ pool, schema: options.schema }).listParkedEvents({
-          limit: options.limit,
+    .action(
+      async (options: {
+        databaseUrl?: string;
+        schema: string;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+        limit: number;
+        json?: boolean;
+      }) => {
+        await withPool(options, io, 1, async (pool) => {
+          const events = await createOnceflowAdmin({ pool, schema: options.schema }).listParkedEvents({
+            limit: options.limit,
+          });
+          for (const event of events) {
+            const key = event.key === null ? null : event.key.toString('utf8');
+            if (options.json)
+              io.out(JSON.stringify({ ...event, key, parkedAt: event.parkedAt.toISOString() }));
+            else
+              io.out(
+                `${event.eventId}  topic=${event.topic} key=${key ?? '-'} parked=${event.parkedAt.toISOString()}  ${event.error}`,
+              );
+          }
+          if (!options.json) io.out(`${events.length} parked event${events.length === 1 ? '' : 's'}`);
         });
-        for (const event of events) {
-          const key = event.key === null ? null : event.key.toString('utf8');
-          if (options.json) io.out(JSON.stringify({ ...event, key, parkedAt: event.parkedAt.toISOString() }));
-          else
-            io.out(
-              `${event.eventId}  topic=${event.topic} key=${key ?? '-'} parked=${event.parkedAt.toISOString()}  ${event.error}`,
-            );
-        }
-        if (!options.json) io.out(`${events.length} parked event${events.length === 1 ? '' : 's'}`);
-      });
-    });
+      },
+    );
 }

@@ -1,6 +1,14 @@
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
-import { type CliIo, databaseOption, schemaOption, usageError, withPool } from '../io';
+import {
+  type CliIo,
+  connectTimeoutOption,
+  databaseOption,
+  schemaOption,
+  statementTimeoutOption,
+  usageError,
+  withPool,
+} from '../io';
 
 /** `onceflow outbox unpark`: returns parked events to the queue once their cause is fixed. */
 export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
@@ -10,14 +18,27 @@ export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
     .argument('[event-ids...]', 'the events to unpark')
     .addOption(databaseOption())
     .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
     .option('--all', 'unpark every parked event')
-    .action(async (eventIds: string[], options: { databaseUrl?: string; schema: string; all?: boolean }) => {
-      if ((options.all ?? false) === eventIds.length > 0)
-        throw usageError('name the events to unpark, or pass --all (not both)');
-      await withPool(options, io, 1, async (pool) => {
-        const admin = createOnceflowAdmin({ pool, schema: options.schema });
-        const count = await admin.unparkEvents(options.all ? {} : { eventIds });
-        io.out(`unparked ${count} event${count === 1 ? '' : 's'}`);
-      });
-    });
+    .action(
+      async (
+        eventIds: string[],
+        options: {
+          databaseUrl?: string;
+          schema: string;
+          connectTimeoutMs: number;
+          statementTimeoutMs: number;
+          all?: boolean;
+        },
+      ) => {
+        if ((options.all ?? false) === eventIds.length > 0)
+          throw usageError('name the events to unpark, or pass --all (not both)');
+        await withPool(options, io, 1, async (pool) => {
+          const admin = createOnceflowAdmin({ pool, schema: options.schema });
+          const count = await admin.unparkEvents(options.all ? {} : { eventIds });
+          io.out(`unparked ${count} event${count === 1 ? '' : 's'}`);
+        });
+      },
+    );
 }

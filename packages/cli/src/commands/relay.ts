@@ -1,8 +1,10 @@
+import { isOnceflowError } from '@onceflow/core';
 import { createKafkajsLogCreator, createOutboxRelay } from '@onceflow/kafkajs';
 import type { Command } from 'commander';
 import { Kafka } from 'kafkajs';
 import {
   type CliIo,
+  connectTimeoutOption,
   createLineLogger,
   databaseOption,
   databaseUrl,
@@ -26,6 +28,8 @@ interface RelayCommandOptions {
   metricsIntervalMs: number;
   poolSize: number;
   logLevel: LogLevel;
+  connectTimeoutMs: number;
+  startupTimeoutMs?: number;
 }
 
 /** `onceflow relay`: publishes the outbox to Kafka until SIGTERM or SIGINT. */
@@ -47,6 +51,12 @@ export function relayCommand(program: Command, io: CliIo): void {
       10_000,
     )
     .option('--pool-size <n>', 'Postgres connections', nonNegativeInteger, 10)
+    .addOption(connectTimeoutOption())
+    .option(
+      '--startup-timeout-ms <ms>',
+      'give up when Postgres cannot be reached for this long at start (default: keep trying)',
+      nonNegativeInteger,
+    )
     .addOption(logLevelOption())
     .action(async (options: RelayCommandOptions) => {
       const url = databaseUrl(options, io);
@@ -60,7 +70,7 @@ export function relayCommand(program: Command, io: CliIo): void {
         .map((broker) => broker.trim())
         .filter(Boolean);
       const logger = createLineLogger(io.err, options.logLevel);
-      const pool = openPool(url, options.poolSize);
+      const pool = openPool(url, { max: options.poolSize, connectTimeoutMs: options.connectTimeoutMs });
       // kafkajs's own lines go to the same logger; --log-level decides what is shown.
       const kafka = new Kafka({
         clientId: 'onceflow-relay',
@@ -70,11 +80,12 @@ export function relayCommand(program: Command, io: CliIo): void {
       let published = 0;
       const signal = waitForSignal();
       try {
-        const relay = await createOutboxRelay({
+        const relay = createOutboxRelay({
           pool,
           kafka,
           schema: options.schema,
           logger,
+          ...(options.startupTimeoutMs === undefined ? {} : { startupTimeoutMs: options.startupTimeoutMs }),
           ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
           ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
           ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
@@ -93,11 +104,23 @@ export function relayCommand(program: Command, io: CliIo): void {
             onLaneAcquired: (lane, epoch) => io.out(`lane ${lane} acquired (epoch ${epoch})`),
             onLaneReleased: (lane, reason) => io.out(`lane ${lane} ${reason}`),
           },
-        }).start();
-        io.out(`relay ${relay.relayId} started on schema ${options.schema}`);
-        const received = await signal;
-        io.out(`${received} received, stopping`);
-        await relay.stop();
+        });
+        // A signal also ends a start still waiting for Postgres.
+        const stopped = signal.then(async (received) => {
+          io.out(`${received} received, stopping`);
+          await relay.stop();
+        });
+        let handle: Awaited<ReturnType<typeof relay.start>>;
+        try {
+          handle = await relay.start();
+        } catch (error) {
+          if (!isOnceflowError(error, 'OF_STOPPED')) throw error;
+          await stopped;
+          io.out('relay stopped before it started');
+          return;
+        }
+        io.out(`relay ${handle.relayId} started on schema ${options.schema}`);
+        await stopped;
         io.out(`relay stopped after publishing ${published} events`);
       } finally {
         await pool.end();

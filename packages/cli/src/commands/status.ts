@@ -1,6 +1,13 @@
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
-import { type CliIo, databaseOption, schemaOption, withPool } from '../io';
+import {
+  type CliIo,
+  connectTimeoutOption,
+  databaseOption,
+  schemaOption,
+  statementTimeoutOption,
+  withPool,
+} from '../io';
 
 /** `onceflow status`: the outbox backlog, its oldest event's age, parked events and relays. */
 export function statusCommand(program: Command, io: CliIo): void {
@@ -9,22 +16,32 @@ export function statusCommand(program: Command, io: CliIo): void {
     .description('print the outbox backlog, the age of its oldest event, parked events and relays')
     .addOption(databaseOption())
     .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
     .option('--json', 'print one JSON object')
-    .action(async (options: { databaseUrl?: string; schema: string; json?: boolean }) => {
-      await withPool(options, io, 1, async (pool) => {
-        const status = await createOnceflowAdmin({ pool, schema: options.schema }).outboxStatus();
-        if (options.json) {
-          io.out(JSON.stringify({ schema: options.schema, ...status }));
-          return;
-        }
-        io.out(`schema:        ${options.schema}`);
-        io.out(`backlog:       ${status.backlog}`);
-        io.out(
-          `oldest age:    ${status.oldestAgeMs === null ? '-' : `${Math.round(status.oldestAgeMs)} ms`}`,
-        );
-        io.out(`parked:        ${status.parked}`);
-        io.out(`live relays:   ${status.liveRelays}`);
-        io.out(`owned lanes:   ${status.ownedLanes}`);
-      });
-    });
+    .action(
+      async (options: {
+        databaseUrl?: string;
+        schema: string;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+        json?: boolean;
+      }) => {
+        await withPool(options, io, 1, async (pool) => {
+          const status = await createOnceflowAdmin({ pool, schema: options.schema }).outboxStatus();
+          if (options.json) {
+            io.out(JSON.stringify({ schema: options.schema, ...status }));
+            return;
+          }
+          io.out(`schema:        ${options.schema}`);
+          io.out(`backlog:       ${status.backlog}`);
+          io.out(
+            `oldest age:    ${status.oldestAgeMs === null ? '-' : `${Math.round(status.oldestAgeMs)} ms`}`,
+          );
+          io.out(`parked:        ${status.parked}`);
+          io.out(`live relays:   ${status.liveRelays}`);
+          io.out(`owned lanes:   ${status.ownedLanes}`);
+        });
+      },
+    );
 }

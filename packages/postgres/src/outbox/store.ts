@@ -1,5 +1,6 @@
 import type { RetryPolicy } from '@onceflow/core';
 import type { Pool } from 'pg';
+import { describePool } from '../describe-pool';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
 import { schemaMismatch } from '../schema-mismatch';
 import { claimOutboxBatch, type OutboxRow } from './claim-batch';
@@ -50,6 +51,8 @@ export interface OutboxStore {
    * it is part of the relay's default fencing id, so relays of different outboxes never fence each other.
    */
   readonly name: string;
+  /** Where the store keeps its data, for messages (`Postgres at db:5432 (database app)`). Optional. */
+  readonly target?: string;
   /** Number of lanes the keys are spread over; a relay takes a fair share of them. */
   readonly laneCount: number;
   /** Records that `relayId` is alive for `leaseMs`; resolves to the number of live relays, itself included. */
@@ -100,6 +103,7 @@ export function createPgOutboxStore(pool: Pool, options: PgOutboxStoreOptions = 
     });
   return {
     name: schema,
+    target: describePool(pool),
     laneCount: outboxLaneCount,
     heartbeat: (relayId, leaseMs) => checked(heartbeatRelay(pool, { schema, relayId, ttlMs: leaseMs })),
     unregister: (relayId) => unregisterRelay(pool, { schema, relayId }),
