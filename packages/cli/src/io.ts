@@ -1,4 +1,4 @@
-import { isConnectionError, type Logger, OnceflowError } from '@onceflow/core';
+import { isConnectionError, isOnceflowError, type Logger, OnceflowError } from '@onceflow/core';
 import { defaultSchemaName, describePool, validateIdentifier } from '@onceflow/postgres';
 import { InvalidArgumentError, Option } from 'commander';
 import pg from 'pg';
@@ -128,7 +128,8 @@ export async function withPool<T>(
     return await work(pool);
   } catch (error) {
     const target = describePool(pool);
-    const cause = (error as { cause?: unknown }).cause ?? error;
+    // The driver's own error, also when an onceflow error carries it as its cause.
+    const cause = isOnceflowError(error) && error.cause !== undefined ? error.cause : error;
     const reason = cause instanceof Error ? cause.message : String(cause);
     const code = (cause as { code?: unknown }).code;
     if (code === '57014' || reason === 'Query read timeout')
