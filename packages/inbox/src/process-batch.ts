@@ -267,9 +267,9 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     try {
       log = await control.logOffsets();
     } catch (error) {
-      // Unknown for now: the batch is fetched again after a pause and the check repeated.
+      // Unknown for now: the batch is fetched again after the longest retry delay and checked again.
       reportAt(error, offset, 0);
-      await sleep(backoffDelayMs(options.retry, 1), stopSignal);
+      await sleep(options.retry.maxDelayMs, stopSignal);
       return;
     }
     if (stored <= BigInt(log.end)) {
@@ -338,11 +338,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   function report(error: unknown, entries: Entry[], attempts: number): void {
-    try {
-      options.onError(error, { topic, partition, offset: entries[0]!.message.offset, attempts });
-    } catch {
-      // A failing reporter must not stop processing.
-    }
+    reportAt(error, entries[0]!.message.offset, attempts);
   }
 
   /** Runs `entries` in as few transactions as possible; false when interrupted. */
