@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { StartedHandle } from '@onceflow/core';
 import { isOnceflowError, type OnceflowError } from '@onceflow/core';
 import { createInboxConsumer, type KafkajsInboxConsumerOptions } from '@onceflow/kafkajs';
+import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTopic, produceRaw, spawnTs, type TestDatabase, testKafka, uniqueName } from '../support';
@@ -180,6 +181,14 @@ describe('a topic deleted and recreated while its consumer was stopped', () => {
     expect(reset.code, reset.output).toBe(0);
     expect(reset.output).toMatch(new RegExp(`${s.recreated}\\[0\\]: 0 -> 0`));
     expect(reset.output).toMatch(/committed offsets of .* set to the same positions/);
+    const positions = await createOnceflowAdmin({ pool: s.db.pool, schema: s.db.schema }).listPositions({
+      consumer: s.consumer,
+      topic: s.recreated,
+    });
+    expect(positions.map((p) => [p.partition, p.nextOffset])).toEqual([
+      [0, '0'],
+      [1, '0'],
+    ]);
 
     const fourth = await s.start();
     cleanup.push(() => fourth.stop());

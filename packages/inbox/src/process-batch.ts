@@ -343,9 +343,9 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     try {
       log = await control.logOffsets!();
     } catch (error) {
-      // Unknown for now: the batch is fetched again after a pause and the check repeated.
+      // Unknown for now: the batch is fetched again after the longest retry delay and checked again.
       reportAt(error, offset);
-      await sleep(backoffDelayMs(options.retry, 1), stopSignal);
+      await sleep(options.retry.maxDelayMs, stopSignal);
       return;
     }
     if (stored <= BigInt(log.end)) {

@@ -261,12 +261,17 @@ export class PublishLoop {
     const lanes = this.lanesToClaim();
     if (lanes.length === 0) return undefined;
     const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
-    const rows = await options.store.claim(lanes, share, [...exclude, ...this.refused.excluded()]);
+    const claimed = await options.store.claim(lanes, share, [...exclude, ...this.refused.excluded()]);
+    // Rows of a refused topic not yet due for another try are left out here (their keys' later rows
+    // share the topic, so no order is broken), and neither count for a backlog: claiming the lane again
+    // at once would only find them again.
+    const rows: OutboxRow[] = [];
+    for (const row of claimed) {
+      if (this.refused.waits(row)) this.refused.remember(row);
+      else rows.push(row);
+    }
     const counts = new Map<number, number>();
-    // Rows waiting for a refused topic do not make a lane backlogged: claiming it again at once would
-    // find the same rows, and spin.
-    for (const row of rows)
-      if (!this.refused.waits(row)) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
+    for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
     for (const lane of lanes)
       if ((counts.get(lane) ?? 0) >= share) this.backlogged.add(lane);
       else this.backlogged.delete(lane);

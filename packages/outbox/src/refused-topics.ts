@@ -79,13 +79,16 @@ export class RefusedTopics {
     return { action: 'defer' };
   };
 
+  /** Notes that `row` waits for its refused topic, so that claims leave it out until the next try. */
+  remember(row: OutboxRow): void {
+    const waiting = this.topics.get(row.topic)?.waiting;
+    if (waiting !== undefined && waiting.size < maxExcluded) waiting.add(row.seq);
+  }
+
   /** Takes note of a settled batch: published topics are fine again, deferred rows wait. */
   settled(outcome: BatchOutcome): void {
     for (const row of outcome.published) this.topics.delete(row.topic);
     for (const { row } of outcome.parked) this.topics.delete(row.topic);
-    for (const row of outcome.deferred ?? []) {
-      const waiting = this.topics.get(row.topic)?.waiting;
-      if (waiting !== undefined && waiting.size < maxExcluded) waiting.add(row.seq);
-    }
+    for (const row of outcome.deferred ?? []) this.remember(row);
   }
 }
