@@ -2,12 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { migrate } from '@onceflow/postgres';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ChildHandle,
   createTopic,
   produceRaw,
   spawnTs,
+  startPrivatePostgres,
   type TestDatabase,
   uniqueName,
 } from '../support';
@@ -85,5 +88,57 @@ describe('inbox consumer when its database connections are killed', () => {
 
   it('a backend terminated during a query of the handler: process alive, effects once, no dead letter', async () => {
     await run('query');
+  });
+
+  it('Postgres restarted fast and then immediately while the consumer works through 2,000 messages: process alive, effects once, no dead letter', async () => {
+    await using server = await startPrivatePostgres();
+    const pool = new pg.Pool({ connectionString: server.url, max: 2 });
+    pool.on('error', () => undefined);
+    try {
+      const schema = uniqueName('inbox_restart');
+      await migrate(pool, { schema });
+      await pool.query(`CREATE TABLE "${schema}".effects (message_id text NOT NULL)`);
+      const topic = uniqueName('inbox_restart');
+      const consumer = uniqueName('restart');
+      await createTopic(topic, 3);
+      const ids = Array.from({ length: 2_000 }, (_, i) => `r-${i}`);
+      await produceRaw(
+        topic,
+        ids.map((id) => ({ key: id, value: id, headers: { 'message-id': id } })),
+      );
+      const child = spawnTs(fixture, {
+        env: {
+          DATABASE_URL: server.url,
+          INBOX_SCHEMA: schema,
+          INBOX_CONSUMER: consumer,
+          INBOX_TOPIC: topic,
+          APP_NAME: 'restart',
+          HOLD_ID: 'none',
+          HOLD_MODE: 'idle',
+        },
+      });
+      try {
+        await waitFor('the first effects', async () => (await positionTotal(pool, schema, consumer)) > 0);
+        await server.restart({ mode: 'fast' });
+        await server.restart({ mode: 'immediate' });
+        await waitFor('every message to be processed', async () => {
+          if (!alive(child))
+            throw new Error(
+              `the consumer exited (code ${child.child.exitCode}):\n${child.output().slice(-3000)}`,
+            );
+          return (await positionTotal(pool, schema, consumer).catch(() => 0)) === ids.length;
+        });
+        expect(alive(child), child.output()).toBe(true);
+        const { rows } = await pool.query<{ message_id: string }>(
+          `SELECT message_id FROM "${schema}".effects`,
+        );
+        expect(rows.map((row) => row.message_id).sort()).toEqual([...ids].sort());
+        expect(await deadLetterRows(pool, schema, `${topic}.dlq`)).toEqual([]);
+      } finally {
+        await child.kill('SIGKILL');
+      }
+    } finally {
+      await pool.end();
+    }
   });
 });

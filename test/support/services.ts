@@ -45,6 +45,8 @@ export interface TestDatabase {
 export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
   const url = databaseUrl();
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
+  // As every program should (see the README): a dropped idle connection must not end the run.
+  pool.on('error', () => undefined);
   const schema = uniqueName('of_test');
   await migrate(pool, { schema });
   let dropped: Promise<void> | undefined;

@@ -1,6 +1,12 @@
-import { isOnceflowError } from '@onceflow/core';
+import { isConnectionError, isOnceflowError } from '@onceflow/core';
 import { createOutboxRelay } from '@onceflow/kafkajs';
-import { defaultSchemaName, migrate, readOutboxStatus, validateIdentifier } from '@onceflow/postgres';
+import {
+  defaultSchemaName,
+  describePool,
+  migrate,
+  readOutboxStatus,
+  validateIdentifier,
+} from '@onceflow/postgres';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
@@ -42,11 +48,63 @@ function requireSetting(value: string | undefined, what: string, flag: string, e
 
 class CliUsageError extends Error {}
 
-function openPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
+/** A failure the CLI explains itself: printed as is, exit code 1. */
+class CliFailure extends Error {}
+
+interface PoolSettings {
+  max: number;
+  /** Longest wait for a connection, 0 for none. */
+  connectTimeoutMs: number;
+  /** Longest wait for one statement (server and client side), 0 or undefined for none. */
+  statementTimeoutMs?: number;
+}
+
+function openPool(url: string, settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: settings.max,
+    // A host that accepts connections and never answers would otherwise hold the command forever.
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    ...(settings.statementTimeoutMs
+      ? { statement_timeout: settings.statementTimeoutMs, query_timeout: settings.statementTimeoutMs + 1_000 }
+      : {}),
+  });
   // An idle connection dropping is reported here; the relay retries on its own.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * Runs `work` on a pool of its own and ends the pool, turning "the database does not answer" into a
+ * message that says where the command tried and what to check.
+ */
+async function withPool<T>(
+  url: string,
+  settings: PoolSettings,
+  work: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = openPool(url, settings);
+  try {
+    return await work(pool);
+  } catch (error) {
+    const target = describePool(pool);
+    const reason = error instanceof Error ? error.message : String(error);
+    const code = (error as { code?: unknown }).code;
+    if (code === '57014' || (error instanceof Error && error.message === 'Query read timeout'))
+      throw new CliFailure(
+        `${target} did not finish a statement within ${settings.statementTimeoutMs} ms (${reason}). Check the server's load and locks (is another migrate running?), or raise --statement-timeout-ms.`,
+      );
+    if (isConnectionError(error))
+      throw new CliFailure(
+        `could not reach ${target} (${reason}${
+          /timeout/i.test(reason) ? ` within ${settings.connectTimeoutMs} ms` : ''
+        }). Check that the server is running and answering at that address (--database-url or DATABASE_URL), that no firewall or proxy holds the connection, or raise --connect-timeout-ms for a slow network.`,
+        { cause: error },
+      );
+    throw error;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
 }
 
 function waitForSignal(): Promise<NodeJS.Signals> {
@@ -79,29 +137,46 @@ export function createCli(io: CliIo = processIo): Command {
     new Option('--schema <name>', 'schema holding onceflow tables')
       .default(defaultSchemaName)
       .argParser(schemaName);
+  const connectTimeoutOption = () =>
+    new Option('--connect-timeout-ms <ms>', 'longest wait for a database connection, 0 for none')
+      .default(10_000)
+      .argParser(positiveInteger);
+  const statementTimeoutOption = (defaultMs: number) =>
+    new Option('--statement-timeout-ms <ms>', 'longest wait for one statement, 0 for none')
+      .default(defaultMs)
+      .argParser(positiveInteger);
 
   program
     .command('migrate')
     .description("create or update onceflow's tables in the schema")
     .addOption(databaseOption())
     .addOption(schemaOption())
-    .action(async (options: { databaseUrl?: string; schema: string }) => {
-      const url = requireSetting(
-        options.databaseUrl ?? io.env.DATABASE_URL,
-        'a database URL',
-        '--database-url',
-        'DATABASE_URL',
-      );
-      const pool = openPool(url, 1);
-      try {
-        const result = await migrate(pool, { schema: options.schema });
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(300_000))
+    .action(
+      async (options: {
+        databaseUrl?: string;
+        schema: string;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+      }) => {
+        const url = requireSetting(
+          options.databaseUrl ?? io.env.DATABASE_URL,
+          'a database URL',
+          '--database-url',
+          'DATABASE_URL',
+        );
+        const settings = {
+          max: 1,
+          connectTimeoutMs: options.connectTimeoutMs,
+          statementTimeoutMs: options.statementTimeoutMs,
+        };
+        const result = await withPool(url, settings, (pool) => migrate(pool, { schema: options.schema }));
         for (const migration of result.applied)
           io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
         io.out(`schema ${result.schema} is at version ${result.version}`);
-      } finally {
-        await pool.end();
-      }
-    });
+      },
+    );
 
   program
     .command('status')
@@ -109,16 +184,30 @@ export function createCli(io: CliIo = processIo): Command {
     .addOption(databaseOption())
     .addOption(schemaOption())
     .option('--json', 'print one JSON object')
-    .action(async (options: { databaseUrl?: string; schema: string; json?: boolean }) => {
-      const url = requireSetting(
-        options.databaseUrl ?? io.env.DATABASE_URL,
-        'a database URL',
-        '--database-url',
-        'DATABASE_URL',
-      );
-      const pool = openPool(url, 1);
-      try {
-        const status = await readOutboxStatus(pool, { schema: options.schema });
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000))
+    .action(
+      async (options: {
+        databaseUrl?: string;
+        schema: string;
+        json?: boolean;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+      }) => {
+        const url = requireSetting(
+          options.databaseUrl ?? io.env.DATABASE_URL,
+          'a database URL',
+          '--database-url',
+          'DATABASE_URL',
+        );
+        const settings = {
+          max: 1,
+          connectTimeoutMs: options.connectTimeoutMs,
+          statementTimeoutMs: options.statementTimeoutMs,
+        };
+        const status = await withPool(url, settings, (pool) =>
+          readOutboxStatus(pool, { schema: options.schema }),
+        );
         if (options.json) io.out(JSON.stringify({ schema: options.schema, ...status }));
         else {
           io.out(`schema:        ${options.schema}`);
@@ -130,10 +219,8 @@ export function createCli(io: CliIo = processIo): Command {
           io.out(`live relays:   ${status.liveRelays}`);
           io.out(`owned lanes:   ${status.ownedLanes}`);
         }
-      } finally {
-        await pool.end();
-      }
-    });
+      },
+    );
 
   program
     .command('relay')
@@ -147,6 +234,12 @@ export function createCli(io: CliIo = processIo): Command {
     .option('--heartbeat-interval-ms <ms>', 'lease renewal interval', positiveInteger)
     .option('--metrics-interval-ms <ms>', 'interval of the backlog line, 0 for none', positiveInteger, 10_000)
     .option('--pool-size <n>', 'Postgres connections', positiveInteger, 10)
+    .addOption(connectTimeoutOption())
+    .option(
+      '--startup-timeout-ms <ms>',
+      'give up when Postgres cannot be reached for this long at start (default: keep trying)',
+      positiveInteger,
+    )
     .action(
       async (options: {
         databaseUrl?: string;
@@ -158,6 +251,8 @@ export function createCli(io: CliIo = processIo): Command {
         heartbeatIntervalMs?: number;
         metricsIntervalMs: number;
         poolSize: number;
+        connectTimeoutMs: number;
+        startupTimeoutMs?: number;
       }) => {
         const url = requireSetting(
           options.databaseUrl ?? io.env.DATABASE_URL,
@@ -174,15 +269,16 @@ export function createCli(io: CliIo = processIo): Command {
           .split(',')
           .map((broker) => broker.trim())
           .filter(Boolean);
-        const pool = openPool(url, options.poolSize);
+        const pool = openPool(url, { max: options.poolSize, connectTimeoutMs: options.connectTimeoutMs });
         const kafka = new Kafka({ clientId: 'onceflow-relay', brokers, logLevel: logLevel.NOTHING });
         let published = 0;
         const signal = waitForSignal();
         try {
-          const relay = await createOutboxRelay({
+          const relay = createOutboxRelay({
             pool,
             kafka,
             schema: options.schema,
+            ...(options.startupTimeoutMs === undefined ? {} : { startupTimeoutMs: options.startupTimeoutMs }),
             ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
             ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
             ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
@@ -205,11 +301,23 @@ export function createCli(io: CliIo = processIo): Command {
               onError: (error, context) =>
                 io.err(`${context}: ${error instanceof Error ? error.message : String(error)} (retrying)`),
             },
-          }).start();
-          io.out(`relay ${relay.relayId} started on schema ${options.schema}`);
-          const received = await signal;
-          io.out(`${received} received, stopping`);
-          await relay.stop();
+          });
+          // A signal also ends a start still waiting for Postgres.
+          const stopped = signal.then(async (received) => {
+            io.out(`${received} received, stopping`);
+            await relay.stop();
+          });
+          let handle: Awaited<ReturnType<typeof relay.start>>;
+          try {
+            handle = await relay.start();
+          } catch (error) {
+            if (!isOnceflowError(error, 'OF_STOPPED')) throw error;
+            await stopped;
+            io.out('relay stopped before it started');
+            return;
+          }
+          io.out(`relay ${handle.relayId} started on schema ${options.schema}`);
+          await stopped;
           io.out(`relay stopped after publishing ${published} events`);
         } finally {
           await pool.end();
@@ -217,7 +325,15 @@ export function createCli(io: CliIo = processIo): Command {
       },
     );
 
-  addInboxCommands(program, { io, openPool, requireSetting, databaseOption, schemaOption });
+  addInboxCommands(program, {
+    io,
+    // The default connect timeout of the other commands: a database that never answers ends the
+    // command with an error instead of holding it.
+    openPool: (url, max) => openPool(url, { max, connectTimeoutMs: 10_000 }),
+    requireSetting,
+    databaseOption,
+    schemaOption,
+  });
 
   return program;
 }
@@ -234,6 +350,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     if (error instanceof CliUsageError) {
       io.err(`onceflow: ${error.message}`);
       return 2;
+    }
+    if (error instanceof CliFailure) {
+      io.err(`onceflow: ${error.message}`);
+      return 1;
     }
     io.err(
       `onceflow: ${isOnceflowError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}`,

@@ -5,6 +5,7 @@ import {
   type IdempotencyKeyRecord,
   type IdempotencyKeyStore,
   type IdempotencyKeyTransaction,
+  missingPoolErrorListener,
   type StoredRequest,
 } from '@onceflow/postgres';
 import { FingerprintError, requestFingerprint } from './fingerprint';
@@ -92,6 +93,15 @@ function decodeBody(request: StoredRequest, bytes: Buffer | null): unknown {
 export function createIdempotencyEngine(options: IdempotencyEngineOptions): IdempotencyEngine {
   const resolved = resolveEngineOptions(options);
   const store = options.store ?? createPgIdempotencyKeyStore(options.pool!, { schema: resolved.schema });
+  if (options.pool !== undefined) {
+    const warning = missingPoolErrorListener(options.pool, 'idempotency');
+    if (warning !== undefined)
+      try {
+        resolved.onError(warning, { route: 'startup', scope: '', key: undefined });
+      } catch {
+        // A failing reporter must not stop the engine.
+      }
+  }
   const limiter = new InFlightLimiter(resolved.maxInFlight, resolved.maxKeysInFlightPerScope);
   const routes = new Map<string, RouteSpec>();
   const running = new Set<Promise<unknown>>();

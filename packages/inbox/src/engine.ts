@@ -4,6 +4,7 @@ import {
   OnceflowError,
   type StartedHandle,
   type TransactionalOutbox,
+  waitForService,
 } from '@onceflow/core';
 import type { InboxStore } from '@onceflow/postgres';
 import { type InboxOptions, type ResolvedInboxOptions, resolveInboxOptions } from './options';
@@ -21,9 +22,22 @@ export interface InboxEngineOptions<Ctx extends { outbox: TransactionalOutbox }>
 export interface InboxEngine {
   /** The validated options. */
   readonly options: Readonly<ResolvedInboxOptions<{ outbox: TransactionalOutbox }>>;
-  /** Declares the retention window, joins the group and starts processing. Call once. */
+  /**
+   * Declares the retention window, joins the group and starts processing. Call once. While the
+   * database cannot be reached it waits with backoff, reporting each attempt through `onError`, up to
+   * `startupTimeoutMs` (then OF_UNAVAILABLE); `stop()` ends the wait (then OF_STOPPED).
+   */
   start(): Promise<StartedHandle>;
+  /**
+   * Stops the consumer: interrupts a `start()` still waiting (which then rejects with OF_STOPPED), or
+   * does what the started handle's `stop()` does. Idempotent; a `start()` after it rejects.
+   */
+  stop(): Promise<void>;
 }
+
+/** What the engine says while it waits for an unreachable database at start. */
+const startupHint =
+  "Check that it runs and accepts connections at that address, and that the pool's connection settings are right; startupTimeoutMs bounds this wait.";
 
 /**
  * Creates the effectively-once consumer engine over any {@link ConsumerTransport} and
@@ -38,49 +52,80 @@ export function createInboxEngine<Ctx extends { outbox: TransactionalOutbox }>(
   if (options.store === undefined || typeof options.store.begin !== 'function')
     throw new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: store must be an InboxStore');
   const { transport, store } = options;
-  let started = false;
+  const component = `inbox consumer ${resolved.consumer}`;
+  const abort = new AbortController();
+  const infrastructure = { topic: '', partition: -1, offset: '-1', attempts: 0 };
+  const report = (error: unknown): void => {
+    try {
+      resolved.onError(error, infrastructure);
+    } catch {
+      // A failing reporter must not stop the consumer.
+    }
+  };
+  const stoppedError = (): OnceflowError =>
+    new OnceflowError('OF_STOPPED', `${component}: stop() was called before start() finished`);
+  let starting: Promise<StartedHandle> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  async function startOnce(): Promise<StartedHandle> {
+    if (abort.signal.aborted) throw stoppedError();
+    const runner = { options: resolved, store, stopSignal: abort.signal };
+    await waitForService(() => store.declareRetention(resolved.consumer, resolved.retentionSeconds), {
+      component,
+      service: store.target ?? 'the database',
+      hint: startupHint,
+      timeoutMs: resolved.startupTimeoutMs,
+      retry: resolved.retry,
+      signal: abort.signal,
+      onWait: report,
+    });
+
+    let pruning: Promise<void> = Promise.resolve();
+    const prune = (): void => {
+      pruning = store.rotate().then(() => undefined, report);
+    };
+    const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;
+    timer?.unref();
+
+    try {
+      await transport.run((batch, control) => processBatch(runner, batch, control));
+    } catch (error) {
+      clearInterval(timer);
+      abort.abort();
+      await transport.stop().catch(() => undefined);
+      throw error;
+    }
+    const handle = createStoppable({}, async () => {
+      clearInterval(timer);
+      // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
+      abort.abort();
+      await transport.stop();
+      await pruning;
+    });
+    if (abort.signal.aborted) {
+      await handle.stop();
+      throw stoppedError();
+    }
+    return handle;
+  }
 
   return {
     options: resolved as ResolvedInboxOptions<{ outbox: TransactionalOutbox }>,
-    async start() {
-      if (started)
-        throw new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: start() was already called');
-      started = true;
-      const abort = new AbortController();
-      const runner = { options: resolved, store, stopSignal: abort.signal };
-      await store.declareRetention(resolved.consumer, resolved.retentionSeconds);
-
-      let pruning: Promise<void> = Promise.resolve();
-      const prune = (): void => {
-        pruning = store.rotate().then(
-          () => undefined,
-          (error: unknown) => {
-            try {
-              resolved.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 });
-            } catch {
-              // A failing reporter must not leave a rejected promise behind.
-            }
-          },
+    start() {
+      if (starting !== undefined)
+        return Promise.reject(
+          new OnceflowError('OF_INVALID_OPTIONS', 'inbox consumer: start() was already called'),
         );
-      };
-      const timer = resolved.pruneIntervalMs > 0 ? setInterval(prune, resolved.pruneIntervalMs) : undefined;
-      timer?.unref();
-
-      try {
-        await transport.run((batch, control) => processBatch(runner, batch, control));
-      } catch (error) {
-        clearInterval(timer);
+      starting = startOnce();
+      return starting;
+    },
+    stop() {
+      stopping ??= (async () => {
         abort.abort();
-        await transport.stop().catch(() => undefined);
-        throw error;
-      }
-      return createStoppable({}, async () => {
-        clearInterval(timer);
-        // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
-        abort.abort();
-        await transport.stop();
-        await pruning;
-      });
+        const handle = await starting?.catch(() => undefined);
+        await handle?.stop();
+      })();
+      return stopping;
     },
   };
 }

@@ -1,6 +1,6 @@
 import { checkDurationMs, invalidOptions, type StartedHandle } from '@onceflow/core';
 import { createInboxEngine, type InboxOptions, resolveInboxOptions } from '@onceflow/inbox';
-import { createPgInboxStore, type TransactionContext } from '@onceflow/postgres';
+import { createPgInboxStore, missingPoolErrorListener, type TransactionContext } from '@onceflow/postgres';
 import type { ConsumerConfig, Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { createKafkajsConsumerTransport } from './consumer-transport';
@@ -41,8 +41,17 @@ export interface InboxConsumerOptions extends InboxOptions<TransactionContext> {
 
 /** A configured inbox consumer; {@link InboxConsumer.start} joins the group. */
 export interface InboxConsumer {
-  /** Starts consuming; the handle's `stop()` finishes or rolls back work in flight and leaves the group. */
+  /**
+   * Starts consuming; the handle's `stop()` finishes or rolls back work in flight and leaves the group.
+   * While Postgres cannot be reached it waits with backoff, reporting each attempt through `onError`,
+   * up to `startupTimeoutMs` (then OF_UNAVAILABLE naming the server). Call once.
+   */
   start(): Promise<StartedHandle>;
+  /**
+   * Stops the consumer: interrupts a `start()` still waiting for Postgres (it then rejects with
+   * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -95,8 +104,29 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
   } = options;
   // Validates the inbox options (schema, limits, policies) before any connection exists.
   const validated = resolveInboxOptions(rest);
+  const engine = createInboxEngine({
+    ...rest,
+    transport: createKafkajsConsumerTransport({
+      kafka,
+      groupId,
+      topics,
+      fromBeginning: fromBeginning ?? true,
+      partitionsConsumedConcurrently: concurrency,
+      ...(consumerConfig ? { consumerConfig } : {}),
+      // A crashed Kafka consumer is restarted; the user hears of it like of any other outage.
+      onError: (error) => validated.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 }),
+    }),
+    store: createPgInboxStore(pool, { schema: validated.schema }),
+  });
   return {
     async start() {
+      const warning = missingPoolErrorListener(pool, `${component} ${validated.consumer}`);
+      if (warning !== undefined)
+        try {
+          validated.onError(warning, { topic: '', partition: -1, offset: '-1', attempts: 0 });
+        } catch {
+          // A failing reporter must not stop the start.
+        }
       await ensureDeadLetterTopics({
         kafka,
         consumer: validated.consumer,
@@ -104,22 +134,8 @@ export function createInboxConsumer(options: InboxConsumerOptions): InboxConsume
         deadLetterTopic: validated.deadLetterTopic,
         policy: onMissingDeadLetterTopic,
       });
-      const engine = createInboxEngine({
-        ...rest,
-        transport: createKafkajsConsumerTransport({
-          kafka,
-          groupId,
-          topics,
-          fromBeginning: fromBeginning ?? true,
-          partitionsConsumedConcurrently: concurrency,
-          ...(consumerConfig ? { consumerConfig } : {}),
-          // A crashed Kafka consumer is restarted; the user hears of it like of any other outage.
-          onError: (error) =>
-            validated.onError(error, { topic: '', partition: -1, offset: '-1', attempts: 0 }),
-        }),
-        store: createPgInboxStore(pool, { schema: validated.schema }),
-      });
       return engine.start();
     },
+    stop: () => engine.stop(),
   };
 }

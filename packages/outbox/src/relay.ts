@@ -1,12 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createStoppable, OnceflowError, type RetryPolicy, type StartedHandle, sleep } from '@onceflow/core';
+import {
+  createStoppable,
+  isOnceflowError,
+  OnceflowError,
+  type RetryPolicy,
+  type StartedHandle,
+  sleep,
+  waitForService,
+} from '@onceflow/core';
 import {
   type AcquiredLane,
   acquireLaneLeases,
+  describePool,
   heartbeatRelay,
   type LaneLease,
+  missingPoolErrorListener,
   outboxLaneCount,
   readOutboxStatus,
   releaseLaneLeases,
@@ -28,10 +38,17 @@ export interface OutboxRelayHandle extends StartedHandle {
 /** A relay ready to start. */
 export interface OutboxRelay {
   /**
-   * Registers the relay, takes its share of lanes and starts publishing. Rejects when Postgres is
-   * unreachable at start; later failures are retried. Call once.
+   * Registers the relay, takes its share of lanes and starts publishing. While Postgres cannot be
+   * reached it waits with backoff, reporting each attempt through `observer.onError` (stderr without
+   * one), up to `startupTimeoutMs` (then OF_UNAVAILABLE naming the server); later failures are
+   * retried. Call once.
    */
   start(): Promise<OutboxRelayHandle>;
+  /**
+   * Stops the relay: interrupts a `start()` still waiting for Postgres (it then rejects with
+   * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
+   */
+  stop(): Promise<void>;
 }
 
 function notify(call: () => void): void {
@@ -50,21 +67,42 @@ function notify(call: () => void): void {
  */
 export function createOutboxRelayEngine(options: OutboxRelayEngineOptions): OutboxRelay {
   const resolved = resolveRelayOptions(options);
-  let started = false;
+  const abort = new AbortController();
+  let starting: Promise<OutboxRelayHandle> | undefined;
+  let stopping: Promise<void> | undefined;
   return {
-    async start() {
-      if (started)
-        throw new OnceflowError(
-          'OF_INVALID_OPTIONS',
-          'createOutboxRelay: start() was already called; create a new relay',
+    start() {
+      if (starting !== undefined)
+        return Promise.reject(
+          new OnceflowError(
+            'OF_INVALID_OPTIONS',
+            'createOutboxRelay: start() was already called; create a new relay',
+          ),
         );
-      started = true;
-      return startRelay(resolved);
+      starting = startRelay(resolved, abort.signal);
+      return starting;
+    },
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        const handle = await starting?.catch(() => undefined);
+        await handle?.stop();
+      })();
+      return stopping;
     },
   };
 }
 
-async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHandle> {
+const startupHint =
+  "Check that it runs and accepts connections at that address, and that the pool's connection settings are right; startupTimeoutMs bounds this wait.";
+
+async function startRelay(
+  options: ResolvedRelayOptions,
+  stopSignal: AbortSignal,
+): Promise<OutboxRelayHandle> {
+  const stopped = (): OnceflowError =>
+    new OnceflowError('OF_STOPPED', 'outbox relay: stop() was called before start() finished');
+  if (stopSignal.aborted) throw stopped();
   const relayId = options.relayId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const retry: RetryPolicy = {
     maxAttempts: Number.MAX_SAFE_INTEGER,
@@ -189,14 +227,31 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
     }
   };
 
+  const reportStartup = (error: unknown): void => {
+    if (observer.onError) notify(() => observer.onError?.(error, 'outbox relay startup'));
+    // Waiting without a word looks like a hang: without an observer, stderr tells.
+    else console.error(`onceflow: ${error instanceof Error ? error.message : String(error)}`);
+  };
+  const warning = missingPoolErrorListener(pool, 'outbox relay');
+  if (warning !== undefined) reportStartup(warning);
   try {
-    await tick();
+    await waitForService(tick, {
+      component: 'outbox relay',
+      service: describePool(pool),
+      hint: startupHint,
+      timeoutMs: options.startupTimeoutMs,
+      retry,
+      signal: stopSignal,
+      onWait: reportStartup,
+    });
   } catch (error) {
     abort.abort();
     const leases = loop.currentLeases();
     await loop.stop();
     await releaseLaneLeases(pool, { schema, leases }).catch(() => undefined);
+    await unregisterRelay(pool, { schema, relayId }).catch(() => undefined);
     await options.transport.close().catch(() => undefined);
+    if (isOnceflowError(error, 'OF_UNAVAILABLE') || isOnceflowError(error, 'OF_STOPPED')) throw error;
     throw new OnceflowError(
       'OF_UNAVAILABLE',
       `outbox relay could not register in schema ${schema}: ${String(error)}`,
@@ -208,6 +263,9 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
   }
 
   loop.start();
+  // stop() during the start aborts the relay's own loops too.
+  const onStop = (): void => abort.abort();
+  stopSignal.addEventListener('abort', onStop, { once: true });
   const background = Promise.all([
     heartbeatLoop(),
     metricsLoop(),
@@ -231,6 +289,7 @@ async function startRelay(options: ResolvedRelayOptions): Promise<OutboxRelayHan
       ownedLanes: () => loop.lanes(),
     },
     async () => {
+      stopSignal.removeEventListener('abort', onStop);
       abort.abort();
       await background;
       const stopping = loop.currentLeases();

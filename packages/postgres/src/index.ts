@@ -1,9 +1,11 @@
 export { createTransactionContext, type TransactionContext } from './context';
+export { describePool } from './describe-pool';
 export * from './idempotency/index';
 export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export * from './inbox/index';
 export { loadMigrations, type MigrateOptions, type MigrateResult, type Migration, migrate } from './migrate';
 export * from './outbox/index';
+export { missingPoolErrorListener } from './pool-warning';
 export { type DrizzleExecutor, isPgQueryable, type PgQueryable, type TransactionExecutor } from './queryable';
 export { type OutboxTables, outboxTables } from './schema/outbox';
 export { runInTransaction, type TransactionOptions } from './transaction';

@@ -2,6 +2,7 @@ import { isConnectionError } from '@onceflow/core';
 import type { Pool, PoolClient } from 'pg';
 import { holdConnection } from '../connection';
 import { createTransactionContext, type TransactionContext } from '../context';
+import { describePool } from '../describe-pool';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
 
 /** One message to claim: its dedup id and offset. */
@@ -73,6 +74,8 @@ export interface InboxPositionReset {
 
 /** Storage of the inbox engine. The Postgres implementation is {@link createPgInboxStore}. */
 export interface InboxStore<Ctx = TransactionContext> {
+  /** Where the store keeps its data, for messages (`Postgres at db:5432 (database app)`). Optional. */
+  readonly target?: string;
   /** Opens a transaction. */
   begin(): Promise<InboxTransaction<Ctx>>;
   /**
@@ -185,6 +188,7 @@ export function createPgInboxStore(
   }
 
   return {
+    target: describePool(pool),
     begin,
     async resetPosition(reset) {
       const { rowCount } = await pool.query(
