@@ -47,6 +47,7 @@ describe('public surface', () => {
       'describePool',
       'encodeOutboxEvent',
       'enqueue',
+      'guardPoolConnections',
       'heartbeatRelay',
       'idempotencyTables',
       'inboxTables',

@@ -1,3 +1,4 @@
+export { guardPoolConnections } from './connection';
 export { createTransactionContext, type TransactionContext } from './context';
 export { describePool } from './describe-pool';
 export * from './idempotency/index';
