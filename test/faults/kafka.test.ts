@@ -2,6 +2,7 @@
 // SIGKILLed and restarted, and the broker frozen (SIGSTOP) for longer than the consumers' session
 // timeout, then continued. Kafka being away must cost time, never an event or an effect.
 
+import { defaultKafkajsConsumerConfig } from '@onceflow/kafkajs';
 import { listParkedOutboxEvents, unparkOutboxEvents } from '@onceflow/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultCluster, startFaultCluster } from './support/cluster';
@@ -9,8 +10,8 @@ import { createTopics, readAll } from './support/kafka-tools';
 import { livenessBoundMs, pollUntil, runScenario, workloadSchema } from './support/scenario';
 import { runTopicRecreatedScenario } from './support/topic-recreated';
 
-/** Session timeout of the consumer processes, in milliseconds (their fixture's default). */
-const sessionTimeoutMs = 10_000;
+/** Session timeout of the consumer processes, in milliseconds: onceflow's default, which they keep. */
+const sessionTimeoutMs = defaultKafkajsConsumerConfig.sessionTimeout!;
 
 describe('fault suite: Kafka broker', () => {
   let cluster: FaultCluster;

@@ -20,7 +20,7 @@ import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
-import { checkerKafka, createTopics, injectedHeader, readAll } from './kafka-tools';
+import { checkerKafka, createTopics, endOffsets, injectedHeader, readAll } from './kafka-tools';
 import { type ProcessSpec, type Supervised, Supervisor } from './supervisor';
 import { createWorkloadSchema, enqueueTransaction } from './workload';
 
@@ -96,7 +96,7 @@ export interface ScenarioOptions {
   relays?: number;
   /** `fixture`: test/faults/fixtures/relay.ts; `cli`: `onceflow relay`. Default: fixture. */
   relayCommand?: 'fixture' | 'cli';
-  /** Load before the nemesis starts, in milliseconds. Default: 3000. */
+  /** Load before the nemesis starts, in milliseconds. Default: 2000. */
   warmupMs?: number;
   /** When false, the nemesis starts the processes itself through `startProcesses`. Default: true. */
   startProcessesFirst?: boolean;
@@ -305,7 +305,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
   let drainMs: number | null = null;
   let figures: RunFigures | null = null;
   try {
-    if (options.startProcessesFirst !== false) await startProcesses();
+    // The producer starts beside the processes: it only needs Postgres.
     producer = supervisor.start({
       name: 'producer',
       entry: `${fixtures}producer.ts`,
@@ -316,9 +316,12 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         RUN_ID: options.name,
       },
     });
-    await producer.waitForLine(/^producer-started/);
+    await Promise.all([
+      options.startProcessesFirst !== false ? startProcesses() : undefined,
+      producer.waitForLine(/^producer-started/),
+    ]);
     const loadStartedAt = Date.now();
-    await sleep(options.warmupMs ?? 3_000);
+    await sleep(options.warmupMs ?? 2_000);
 
     const ctx: NemesisContext = {
       cluster,
@@ -476,7 +479,8 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         `SELECT kafka_partition, next_offset::text FROM ${s}.inbox_position WHERE consumer = $1 AND topic = $2`,
         [group, topic],
       ),
-      readAll(kafka, `${topic}.dlq`),
+      // Empty when nothing was ever written to it: no consumer group needed to know.
+      endOffsets(kafka, `${topic}.dlq`),
       readOutboxStatus(db, { schema }),
     ]);
     const evaluation = evaluateRun({
@@ -484,7 +488,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       records,
       effects: new Map(effects.rows.map((r) => [r.message_id, r.n])),
       positions: new Map(positions.rows.map((r) => [r.kafka_partition, BigInt(r.next_offset)])),
-      deadLetters: dlq.length,
+      deadLetters: [...dlq.values()].reduce((sum, end) => sum + Number(end), 0),
       parked: status.parked,
     });
     figures = evaluation.figures;
@@ -492,14 +496,16 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
 
     for (const p of [...relays, ...consumers])
       if (!p.alive()) violations.push(`${p.name} is not running after heal`);
-    for (const p of [...consumers, ...relays]) {
-      try {
-        const code = await p.stop();
-        if (code !== 0) violations.push(`${p.name} exited with ${code} on SIGTERM`);
-      } catch (error) {
-        violations.push((error as Error).message.split('\n')[0]!);
-      }
-    }
+    await Promise.all(
+      [...consumers, ...relays].map(async (p) => {
+        try {
+          const code = await p.stop();
+          if (code !== 0) violations.push(`${p.name} exited with ${code} on SIGTERM`);
+        } catch (error) {
+          violations.push((error as Error).message.split('\n')[0]!);
+        }
+      }),
+    );
   } catch (error) {
     violations.push(`scenario aborted: ${(error as Error).stack ?? String(error)}`);
   } finally {
