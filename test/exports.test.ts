@@ -96,6 +96,7 @@ const surface = {
       'defaultSchemaName',
       'describePool',
       'enqueue',
+      'guardPoolConnections',
       'idempotencyTables',
       'inboxTables',
       'loadMigrations',

@@ -165,4 +165,18 @@ describe('fault suite: misconfiguration and unreachable services', () => {
       await supervisor.closeAll();
     }
   });
+
+  it('a consumer whose dead-letter topic does not exist refuses to start with one clear error naming that topic', async () => {
+    const orphan = 'misconfiguration.no-dlq';
+    await createTopics(checkerKafka(cluster.directBrokers), [{ name: orphan, partitions: 1 }]);
+    const outcome = await runToExit(
+      { name: 'consumer-no-dlq', entry: `${fixtures}consumer.ts`, env: { ...env, TOPICS: orphan } },
+      answerBoundMs,
+    );
+    const text = describeOutcome(outcome);
+    expect(outcome.timedOut, text).toBe(false);
+    expect(outcome.code, text).not.toBe(0);
+    expect(outcome.output, text).toMatch(/OF_TOPIC_MISSING/);
+    expect(outcome.output, text).toContain(`${orphan}.dlq`);
+  });
 });

@@ -20,8 +20,8 @@ describe('fault suite: Postgres', () => {
       name: 'pg-restart',
       async nemesis(ctx) {
         for (const mode of ['fast', 'immediate'] as const) {
-          await ctx.burst(5_000);
-          await ctx.waitForDraining(5_000);
+          await ctx.burst(3_000);
+          await ctx.waitForDraining(3_000);
           ctx.note(`postgres restart (${mode})`);
           await cluster.postgres.restart({ mode });
           await ctx.recovered(`postgres restart ${mode}`);

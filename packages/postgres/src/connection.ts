@@ -13,6 +13,22 @@ export interface HeldConnection {
 }
 
 const ignore = (): void => undefined;
+const guardedPools = new WeakSet<Pool>();
+
+/**
+ * Gives every connection `pool` opens from now on a permanent `error` listener that ignores what it
+ * hears. pg-pool takes its own listener off a new connection when it hands it out, and the caller can
+ * add one only once `pool.connect()` has resolved, a microtask later; a server ending the session in
+ * the same network read that completed the handshake (a restart under way) emits `error` in between,
+ * and Node ends the process. The listener added at the pool's `connect` event is there from the
+ * start. It hides nothing: the pool's listener still hears an idle connection fail, a holder's
+ * listener a held one, and the connection's next query fails.
+ */
+export function guardPoolConnections(pool: Pool): void {
+  if (guardedPools.has(pool)) return;
+  guardedPools.add(pool);
+  pool.on('connect', (client) => client.on('error', ignore));
+}
 
 /**
  * Checks a connection out of `pool` with an `error` listener for as long as it is held. pg-pool
@@ -23,6 +39,7 @@ const ignore = (): void => undefined;
  * the caller retries on a fresh connection.
  */
 export async function holdConnection(pool: Pool): Promise<HeldConnection> {
+  guardPoolConnections(pool);
   const client = await pool.connect();
   let lost: unknown;
   let released = false;

@@ -1,4 +1,5 @@
 export { createOnceflowAdmin, type OnceflowAdmin, type OnceflowAdminOptions } from './admin/admin';
+export { guardPoolConnections } from './connection';
 export { createTransactionContext, type TransactionContext } from './context';
 export { describePool } from './describe-pool';
 export * from './idempotency/index';

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guardPoolConnections } from '@onceflow/postgres';
 import pg from 'pg';
 import { type PrivateKafka, startPrivateKafka } from '../../../tools/stack/kafka-local';
 import { type PrivatePostgres, startPrivatePostgres } from '../../support/private-postgres';
@@ -74,6 +75,7 @@ export async function startFaultCluster(): Promise<FaultCluster> {
       if (pool === undefined) {
         pool = new pg.Pool({ connectionString: postgres.urlFor(database), max: 4 });
         pool.on('error', () => undefined);
+        guardPoolConnections(pool);
         pools.set(database, pool);
       }
       return pool;

@@ -16,10 +16,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createOnceflowAdmin, quoteIdentifier } from '@onceflow/postgres';
+import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
-import { checkerKafka, createTopics, injectedHeader, readAll } from './kafka-tools';
+import { checkerKafka, createTopics, endOffsets, injectedHeader, readAll } from './kafka-tools';
 import { type ProcessSpec, type Supervised, Supervisor } from './supervisor';
 import { createWorkloadSchema, enqueueTransaction } from './workload';
 
@@ -55,6 +56,8 @@ export interface NemesisContext {
    * event and waits until a consumer has applied it, recording the time since `since` (default: now).
    */
   recovered(what: string, since?: number): Promise<void>;
+  /** Records a recovery time measured by the scenario itself. */
+  recordRecovery(what: string, ms: number): void;
   /** Enqueues `events` committed events at once (in transactions of 1000), so the relay has a backlog. */
   burst(events: number): Promise<void>;
   /** Waits until the relay has published some of a backlog of `burst` events, so the next fault hits a drain. */
@@ -73,6 +76,12 @@ export interface NemesisContext {
    * at once, in opposite orders. The events count as committed (they are in `produced`).
    */
   injectTwins(count: number): Promise<void>;
+  /** Enqueues events for `topic` in one committed transaction (recorded in `produced` like the rest). */
+  enqueue(topic: string, events: ReadonlyArray<{ id: string; key: string }>): Promise<void>;
+  /** The suite's own pool on the scenario's database (direct, not through the proxy). */
+  db: pg.Pool;
+  /** The kafkajs client of the checks (direct, not through the proxy). */
+  kafka: Kafka;
 }
 
 /** A scenario. */
@@ -87,12 +96,14 @@ export interface ScenarioOptions {
   relays?: number;
   /** `fixture`: test/faults/fixtures/relay.ts; `cli`: `onceflow relay`. Default: fixture. */
   relayCommand?: 'fixture' | 'cli';
-  /** Load before the nemesis starts, in milliseconds. Default: 3000. */
+  /** Load before the nemesis starts, in milliseconds. Default: 2000. */
   warmupMs?: number;
   /** When false, the nemesis starts the processes itself through `startProcesses`. Default: true. */
   startProcessesFirst?: boolean;
   /** Extra environment of the consumer processes. */
   consumerEnv?: Record<string, string>;
+  /** Extra environment of the relay processes. */
+  relayEnv?: Record<string, string>;
   /** When true, a "deadlock detected" error in the scenario's database is a violation. Default: false. */
   noDeadlocks?: boolean;
 }
@@ -240,7 +251,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
             DATABASE_URL: `${processEnv.DATABASE_URL}?application_name=onceflow-relay`,
           },
         }
-      : { name: `relay-${i}`, entry: `${fixtures}relay.ts`, env: processEnv };
+      : { name: `relay-${i}`, entry: `${fixtures}relay.ts`, env: { ...processEnv, ...options.relayEnv } };
   const relayStarted = options.relayCommand === 'cli' ? /^relay \S+ started/ : /^relay-started/;
 
   const startProcesses = async ({ waitForStart = true } = {}): Promise<void> => {
@@ -294,7 +305,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
   let drainMs: number | null = null;
   let figures: RunFigures | null = null;
   try {
-    if (options.startProcessesFirst !== false) await startProcesses();
+    // The producer starts beside the processes: it only needs Postgres.
     producer = supervisor.start({
       name: 'producer',
       entry: `${fixtures}producer.ts`,
@@ -305,9 +316,12 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         RUN_ID: options.name,
       },
     });
-    await producer.waitForLine(/^producer-started/);
+    await Promise.all([
+      options.startProcessesFirst !== false ? startProcesses() : undefined,
+      producer.waitForLine(/^producer-started/),
+    ]);
     const loadStartedAt = Date.now();
-    await sleep(options.warmupMs ?? 3_000);
+    await sleep(options.warmupMs ?? 2_000);
 
     const ctx: NemesisContext = {
       cluster,
@@ -319,6 +333,10 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       sleep,
       note,
       recovered: (what, since = Date.now()) => probe(what, since),
+      recordRecovery: (what, ms) => {
+        recoveries.push({ what, ms });
+        note(`recovered from ${what} in ${ms} ms`);
+      },
       async burst(events) {
         const burst = ++burstCounter;
         await withClient(db, async (client) => {
@@ -344,6 +362,12 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         note(`relay draining: backlog ${backlog}`);
       },
       startProcesses,
+      db,
+      kafka,
+      async enqueue(target, events) {
+        await withClient(db, (client) => enqueueTransaction(client, schema, target, events));
+        note(`${events.length} events enqueued for ${target}`);
+      },
       async injectTwins(count) {
         const batch = ++twinCounter;
         const key = `twin${batch}`;
@@ -431,7 +455,8 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       if (backlog > 0) return false;
       const { rows } = await db.query<{ missing: number }>(
         `SELECT count(*)::int AS missing FROM ${s}.produced p
-          WHERE NOT EXISTS (SELECT 1 FROM ${s}.effects e WHERE e.message_id = p.event_id)`,
+          WHERE p.topic = $1 AND NOT EXISTS (SELECT 1 FROM ${s}.effects e WHERE e.message_id = p.event_id)`,
+        [topic],
       );
       return rows[0]!.missing === 0;
     }, livenessBoundMs);
@@ -442,7 +467,8 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
     // Checks.
     const [produced, records, effects, positions, dlq, status] = await Promise.all([
       db.query<{ event_id: string; key: string; ordinal: number }>(
-        `SELECT event_id, key, ordinal FROM ${s}.produced`,
+        `SELECT event_id, key, ordinal FROM ${s}.produced WHERE topic = $1`,
+        [topic],
       ),
       readAll(kafka, topic),
       db.query<{ message_id: string; n: number }>(
@@ -453,7 +479,8 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
         `SELECT kafka_partition, next_offset::text FROM ${s}.inbox_position WHERE consumer = $1 AND topic = $2`,
         [group, topic],
       ),
-      readAll(kafka, `${topic}.dlq`),
+      // Empty when nothing was ever written to it: no consumer group needed to know.
+      endOffsets(kafka, `${topic}.dlq`),
       createOnceflowAdmin({ pool: db, schema }).outboxStatus(),
     ]);
     const evaluation = evaluateRun({
@@ -461,7 +488,7 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       records,
       effects: new Map(effects.rows.map((r) => [r.message_id, r.n])),
       positions: new Map(positions.rows.map((r) => [r.kafka_partition, BigInt(r.next_offset)])),
-      deadLetters: dlq.length,
+      deadLetters: [...dlq.values()].reduce((sum, end) => sum + Number(end), 0),
       parked: status.parked,
     });
     figures = evaluation.figures;
@@ -469,14 +496,16 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
 
     for (const p of [...relays, ...consumers])
       if (!p.alive()) violations.push(`${p.name} is not running after heal`);
-    for (const p of [...consumers, ...relays]) {
-      try {
-        const code = await p.stop();
-        if (code !== 0) violations.push(`${p.name} exited with ${code} on SIGTERM`);
-      } catch (error) {
-        violations.push((error as Error).message.split('\n')[0]!);
-      }
-    }
+    await Promise.all(
+      [...consumers, ...relays].map(async (p) => {
+        try {
+          const code = await p.stop();
+          if (code !== 0) violations.push(`${p.name} exited with ${code} on SIGTERM`);
+        } catch (error) {
+          violations.push((error as Error).message.split('\n')[0]!);
+        }
+      }),
+    );
   } catch (error) {
     violations.push(`scenario aborted: ${(error as Error).stack ?? String(error)}`);
   } finally {

@@ -1,5 +1,6 @@
 import { backoffDelayMs, type RetryPolicy, sleep } from '@onceflow/core';
 import type { Notification, Pool, PoolClient } from 'pg';
+import { guardPoolConnections } from '../connection';
 
 /** Options of {@link listenForWakeups}. */
 export interface WakeupOptions {
@@ -44,6 +45,7 @@ export async function listenForWakeups(options: WakeupOptions): Promise<void> {
     const onAbort = (): void => wakeDropped();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
+      guardPoolConnections(options.pool);
       client = await options.pool.connect();
       client.on('error', onError);
       client.on('end', onEnd);
