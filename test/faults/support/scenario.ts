@@ -22,7 +22,7 @@ import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
 import { checkerKafka, createTopics, endOffsets, injectedHeader, readAll } from './kafka-tools';
 import { type ProcessSpec, type Supervised, Supervisor } from './supervisor';
-import { createWorkloadSchema, enqueueTransaction } from './workload';
+import { createWorkloadSchema, enqueueBurst, enqueueTransaction } from './workload';
 
 /** Folder of the run's figures and process logs (git-ignored). */
 export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
@@ -58,7 +58,7 @@ export interface NemesisContext {
   recovered(what: string, since?: number): Promise<void>;
   /** Records a recovery time measured by the scenario itself. */
   recordRecovery(what: string, ms: number): void;
-  /** Enqueues `events` committed events at once (in transactions of 1000), so the relay has a backlog. */
+  /** Enqueues `events` committed events in one transaction, so the relay has a backlog at once. */
   burst(events: number): Promise<void>;
   /** Waits until the relay has published some of a backlog of `burst` events, so the next fault hits a drain. */
   waitForDraining(burst: number): Promise<void>;
@@ -339,16 +339,11 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       },
       async burst(events) {
         const burst = ++burstCounter;
-        await withClient(db, async (client) => {
-          for (let tx = 0, n = 0; n < events; tx++) {
-            const batch = Array.from({ length: Math.min(1_000, events - n) }, (_, i) => ({
-              id: `${options.name}-burst${burst}-t${tx}-${i}`,
-              key: `k${(tx + i) % 8}`,
-            }));
-            await enqueueTransaction(client, schema, topic, batch);
-            n += batch.length;
-          }
-        });
+        const planned = Array.from({ length: events }, (_, i) => ({
+          id: `${options.name}-burst${burst}-${i}`,
+          key: `k${i % 8}`,
+        }));
+        await withClient(db, (client) => enqueueBurst(client, schema, topic, planned));
         note(`burst of ${events} events committed`);
       },
       async waitForDraining(burst) {
