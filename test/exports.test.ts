@@ -14,6 +14,7 @@ describe('public surface', () => {
       'cloudEventsIdHeader',
       'createStoppable',
       'defaultRetryPolicy',
+      'defaultSchemaName',
       'errorCodes',
       'headerText',
       'invalidOptions',
@@ -23,10 +24,12 @@ describe('public surface', () => {
       'messageIdHeader',
       'missingIdPolicies',
       'newEventId',
+      'quoteIdentifier',
       'resolveMessageId',
       'retryPolicyProblems',
       'sleep',
       'transientSqlStates',
+      'validateIdentifier',
       'valueAsJson',
     ]);
   });

@@ -1,9 +1,12 @@
-import { isOnceflowError } from '@onceflow/core';
-import { createOutboxRelay } from '@onceflow/kafkajs';
-import { defaultSchemaName, migrate, readOutboxStatus, validateIdentifier } from '@onceflow/postgres';
+import { createRequire } from 'node:module';
+import { defaultSchemaName, isOnceflowError, validateIdentifier } from '@onceflow/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
+import type { Pool } from 'pg';
+import { type KafkaFlags, kafkaOptions, resolveKafkaConfig } from './kafka-settings';
+
+// Postgres, kafkajs and the engines are imported by the commands that use them, so that `--help` and
+// `--version` start in the time Node needs for commander alone.
+const cliVersion: string = createRequire(import.meta.url)('../package.json').version;
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -41,7 +44,8 @@ function requireSetting(value: string | undefined, what: string, flag: string, e
 
 class CliUsageError extends Error {}
 
-function openPool(url: string, max: number): pg.Pool {
+async function openPool(url: string, max: number): Promise<Pool> {
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: url, max });
   // An idle connection dropping is reported here; the relay retries on its own.
   pool.on('error', () => undefined);
@@ -60,6 +64,8 @@ function waitForSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+const relayClientId = 'onceflow-relay';
+
 /** Builds the `onceflow` command. */
 export function createCli(io: CliIo = processIo): Command {
   const program = new Command('onceflow')
@@ -70,6 +76,7 @@ export function createCli(io: CliIo = processIo): Command {
       writeOut: (text) => io.out(text.trimEnd()),
       writeErr: (text) => io.err(text.trimEnd()),
     })
+    .version(cliVersion, '-V, --version', 'print the version of @onceflow/cli')
     .exitOverride();
 
   const databaseOption = () =>
@@ -91,7 +98,8 @@ export function createCli(io: CliIo = processIo): Command {
         '--database-url',
         'DATABASE_URL',
       );
-      const pool = openPool(url, 1);
+      const { migrate } = await import('@onceflow/postgres');
+      const pool = await openPool(url, 1);
       try {
         const result = await migrate(pool, { schema: options.schema });
         for (const migration of result.applied)
@@ -115,7 +123,8 @@ export function createCli(io: CliIo = processIo): Command {
         '--database-url',
         'DATABASE_URL',
       );
-      const pool = openPool(url, 1);
+      const { readOutboxStatus } = await import('@onceflow/postgres');
+      const pool = await openPool(url, 1);
       try {
         const status = await readOutboxStatus(pool, { schema: options.schema });
         if (options.json) io.out(JSON.stringify({ schema: options.schema, ...status }));
@@ -134,12 +143,11 @@ export function createCli(io: CliIo = processIo): Command {
       }
     });
 
-  program
+  const relay = program
     .command('relay')
     .description('publish the outbox to Kafka until SIGTERM or SIGINT')
     .addOption(databaseOption())
     .addOption(schemaOption())
-    .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
     .option('--batch-size <n>', 'most events per batch', positiveInteger)
     .option('--poll-interval-ms <ms>', 'polling fallback interval', positiveInteger)
     .option('--lease-ttl-ms <ms>', 'lane lease lifetime', positiveInteger)
@@ -164,17 +172,16 @@ export function createCli(io: CliIo = processIo): Command {
           '--database-url',
           'DATABASE_URL',
         );
-        const brokers = requireSetting(
-          options.brokers ?? io.env.KAFKA_BROKERS,
-          'Kafka brokers',
-          '--brokers',
-          'KAFKA_BROKERS',
-        )
-          .split(',')
-          .map((broker) => broker.trim())
-          .filter(Boolean);
-        const pool = openPool(url, options.poolSize);
-        const kafka = new Kafka({ clientId: 'onceflow-relay', brokers, logLevel: logLevel.NOTHING });
+        // Commander hands over every Kafka flag (see kafkaOptions below), not only `brokers`.
+        const kafkaConfig = resolveKafkaConfig(options as KafkaFlags, io.env, {
+          defaultClientId: relayClientId,
+        });
+        const [{ Kafka, logLevel }, { createOutboxRelay }] = await Promise.all([
+          import('kafkajs'),
+          import('@onceflow/kafkajs'),
+        ]);
+        const pool = await openPool(url, options.poolSize);
+        const kafka = new Kafka({ ...kafkaConfig, logLevel: logLevel.NOTHING });
         let published = 0;
         const signal = waitForSignal();
         try {
@@ -216,6 +223,8 @@ export function createCli(io: CliIo = processIo): Command {
       },
     );
 
+  for (const option of kafkaOptions(relayClientId)) relay.addOption(option);
+
   return program;
 }
 
@@ -228,7 +237,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('commander.'))
       return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
-    if (error instanceof CliUsageError) {
+    if (error instanceof CliUsageError || (isOnceflowError(error) && error.code === 'OF_INVALID_OPTIONS')) {
       io.err(`onceflow: ${error.message}`);
       return 2;
     }

@@ -25,6 +25,7 @@ export {
   type OnceflowErrorOptions,
 } from './errors';
 export { createStoppable, type StartedHandle } from './handle';
+export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export { newEventId } from './ids';
 export {
   type IdSourceMessage,
