@@ -99,8 +99,10 @@ export async function enqueue(
       values,
     );
   } else {
+    // sql.param: a bare JS array in drizzle's template becomes a list of parameters, `($7, $8)`;
+    // the header arrays must reach Postgres as one array parameter each.
     await tx.execute(
-      sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${row.headerNames}::text[], ${row.headerValues}::bytea[])`,
+      sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${sql.param(row.headerNames)}::text[], ${sql.param(row.headerValues)}::bytea[])`,
     );
   }
   return row.eventId;
