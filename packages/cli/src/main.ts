@@ -52,13 +52,22 @@ async function openPool(url: string, max: number): Promise<Pool> {
   return pool;
 }
 
-function waitForSignal(): Promise<NodeJS.Signals> {
+function waitForSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
+    const parent = process.ppid;
+    const finish = (reason: string): void => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      resolve(signal);
+      clearInterval(parentWatch);
+      resolve(reason);
     };
+    const onSignal = (signal: NodeJS.Signals): void => finish(`${signal} received`);
+    // npx (npm exec) hands SIGTERM to the `sh -c` it started, which exits without passing it on and
+    // leaves this process orphaned: a parent that changed is taken as the stop request it swallowed.
+    const parentWatch = setInterval(() => {
+      if (process.ppid !== parent) finish(`parent process ${parent} exited`);
+    }, 1_000);
+    parentWatch.unref();
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
@@ -214,7 +223,7 @@ export function createCli(io: CliIo = processIo): Command {
           }).start();
           io.out(`relay ${relay.relayId} started on schema ${options.schema}`);
           const received = await signal;
-          io.out(`${received} received, stopping`);
+          io.out(`${received}, stopping`);
           await relay.stop();
           io.out(`relay stopped after publishing ${published} events`);
         } finally {
