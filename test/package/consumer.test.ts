@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokers, databaseUrl, uniqueName } from '../support';
+import { brokers, createTopic, databaseUrl, produceRaw, uniqueName } from '../support';
+import { allDocBlocks, docProjects } from './doc-blocks';
+import { type DocPlanContext, type DocProcess, docPlans } from './doc-plans';
 
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -27,6 +29,7 @@ const consumerDependencies = {
   fastify: '5.12.8',
 };
 const consumerDevDependencies = {
+  'drizzle-kit': '0.31.11',
   typescript: '5.9.3',
   '@types/node': '20.19.43',
   '@types/pg': '8.23.1',
@@ -88,6 +91,7 @@ async function waitFor<T>(
 
 describe('installed from packed tarballs', () => {
   let project: string;
+  const project_ = () => project;
   let packs: string;
   const tarballs = new Map<string, string>();
   const database = uniqueName('onceflow_consumer');
@@ -340,6 +344,151 @@ describe('installed from packed tarballs', () => {
     console.log(`installed node_modules (with dev tools): ${size} KiB`);
     for (const [name, tarball] of tarballs)
       console.log(`tarball @onceflow/${name}: ${statSync(tarball).size} bytes`);
+  });
+
+  // Every README code block with a file marker, compiled on the installed packages and run by its plan.
+  for (const [project, files] of docProjects()) {
+    it(`README programs of doc project "${project}" compile (strict, NodeNext) and run as written`, async () => {
+      const dir = join(project_(), 'docs', project);
+      mkdirSync(dir, { recursive: true });
+      for (const [file, code] of files) writeFileSync(join(dir, file), code);
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'nodenext',
+            target: 'es2022',
+            strict: true,
+            types: ['node'],
+            skipLibCheck: true,
+            outDir: 'out',
+          },
+          include: ['*.ts'],
+        }),
+      );
+      await sh(join(project_(), 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], { cwd: dir });
+      const dbName = uniqueName(`onceflow_docs_${project}`);
+      await admin.query(`CREATE DATABASE "${dbName}"`);
+      const url = new URL(databaseUrl());
+      url.pathname = `/${dbName}`;
+      const db = new pg.Pool({ connectionString: url.toString(), max: 2 });
+      const started: DocProcess[] = [];
+      const ordersTopic = uniqueName(`docs-${project}`);
+      const env = {
+        DATABASE_URL: url.toString(),
+        KAFKA_BROKERS: brokers().join(','),
+        ORDERS_TOPIC: ordersTopic,
+      };
+      const program = (file: string) => join('out', file.replace(/\.ts$/, '.js'));
+      const ctx: DocPlanContext = {
+        ordersTopic,
+        run: (file, extra = {}) =>
+          sh(process.execPath, [program(file)], { cwd: dir, env: { ...env, ...extra } }),
+        async start(file, ready, extra = {}) {
+          const child = spawn(process.execPath, [program(file)], {
+            cwd: dir,
+            env: childEnv({ ...env, ...extra }),
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          const collect = (chunk: Buffer): void => {
+            output += chunk.toString();
+          };
+          child.stdout.on('data', collect);
+          child.stderr.on('data', collect);
+          const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+          const line = await waitFor(
+            () =>
+              output.split('\n').find((l) => ready.test(l)) ?? (child.exitCode !== null ? 'EXITED' : null),
+            `${file} to print ${ready}`,
+          );
+          if (line === 'EXITED') throw new Error(`${file} exited before it was ready:\n${output}`);
+          const handle: DocProcess = {
+            line,
+            output: () => output,
+            async stop() {
+              if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+              return exited;
+            },
+          };
+          started.push(handle);
+          return handle;
+        },
+        npx: (args) => sh('npx', ['--no-install', ...args], { cwd: dir, env }),
+        query: async <T>(text: string, values?: unknown[]) => (await db.query(text, values)).rows as T[],
+        async produce(topic, messages) {
+          await createTopic(topic, 1);
+          await produceRaw(
+            topic,
+            messages.map((m) => ({
+              key: m.key,
+              value: JSON.stringify(m.value),
+              headers: { 'message-id': m.id },
+            })),
+          );
+        },
+        write: (file, text) => writeFileSync(join(dir, file), text),
+        read: (path) => {
+          const full = join(dir, path);
+          return statSync(full).isDirectory()
+            ? readdirSync(full)
+                .filter((file) => file.endsWith('.sql'))
+                .map((file) => readFileSync(join(full, file), 'utf8'))
+                .join('\n')
+            : readFileSync(full, 'utf8');
+        },
+        async waitFor(probe, what) {
+          for (let waited = 0; !(await probe()); waited += 200) {
+            if (waited > 120_000) throw new Error(`timed out waiting for ${what}`);
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+        },
+      };
+      try {
+        await docPlans[project]!.run(ctx);
+      } finally {
+        for (const running of started) await running.stop();
+        await db.end();
+        await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
+      }
+    });
+  }
+
+  it('the shell blocks of the READMEs run against the installed onceflow command', async () => {
+    for (const block of allDocBlocks()) {
+      if (block.marker.kind !== 'cli') continue;
+      for (const line of block.code.split('\n').filter((l) => l.trim() && !l.startsWith('#'))) {
+        const output = await sh('bash', ['-c', line], { cwd: project, env: services() });
+        expect(output, `${block.readme}:${block.line}: ${line}`).not.toMatch(/error/i);
+      }
+    }
+  });
+
+  it("the README's install commands name packages installed here, the same for npm, pnpm and yarn", () => {
+    const install = allDocBlocks().find(
+      (b) => b.readme === 'README.md' && /npm install @onceflow/.test(b.code),
+    )!;
+    const names = (command: string) =>
+      install.code
+        .split('\n')
+        .filter((line) => line.startsWith(`${command} `))
+        .map((line) =>
+          line
+            .split('#')[0]!
+            .trim()
+            .split(/\s+/)
+            .slice(2)
+            .filter((word) => !word.startsWith('-')),
+        );
+    const [runtime, dev] = names('npm install');
+    expect(names('pnpm add')[0]).toEqual(runtime);
+    expect(names('yarn add')[0]).toEqual(runtime);
+    const installed = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    for (const name of [...runtime!, ...dev!])
+      expect(name in installed.dependencies || name in installed.devDependencies, name).toBe(true);
   });
 
   // npx (npm exec) hands SIGTERM to the `sh -c` it started and exits at once; the shell dies without
