@@ -495,25 +495,23 @@ describe('installed from packed tarballs', () => {
   // passing it on. pnpm exec passes it to the command and exits at once too. Either way the relay, left
   // behind, must finish its work, give its lanes back and exit.
   for (const wrapper of ['npx', 'pnpm exec'] as const) {
-    it(`onceflow relay started through ${wrapper} stops gracefully on SIGTERM sent to the wrapper`, async () => {
+    it(`onceflow relay started through ${wrapper} stops gracefully on SIGTERM sent to the wrapper${wrapper === 'npx' ? '' : ' (Kafka settings from --kafka-config)'}`, async () => {
       const [command, ...prefix] = wrapper === 'npx' ? ['npx', '--no-install'] : ['pnpm', 'exec'];
       const schema = uniqueName('cli_sigterm');
       const bin = join(project, 'node_modules/@onceflow/cli/bin/onceflow.js');
       await sh(process.execPath, [bin, 'migrate', '--schema', schema], { cwd: project, env: services() });
+      // Through pnpm exec the Kafka settings come from a --kafka-config file alone (KAFKA_BROKERS emptied).
+      const kafkaFlags =
+        wrapper === 'npx' ? ['--client-id', 'sigterm-test'] : ['--kafka-config', 'kafka-settings.json'];
+      writeFileSync(
+        join(project, 'kafka-settings.json'),
+        JSON.stringify({ brokers: brokers(), clientId: 'sigterm-test', connectionTimeout: 5000 }),
+      );
+      const env = wrapper === 'npx' ? services() : { ...services(), KAFKA_BROKERS: '' };
       const child = spawn(
         command!,
-        [
-          ...prefix,
-          'onceflow',
-          'relay',
-          '--schema',
-          schema,
-          '--metrics-interval-ms',
-          '0',
-          '--client-id',
-          'sigterm-test',
-        ],
-        { cwd: project, env: childEnv(services()), stdio: ['ignore', 'pipe', 'pipe'] },
+        [...prefix, 'onceflow', 'relay', '--schema', schema, '--metrics-interval-ms', '0', ...kafkaFlags],
+        { cwd: project, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let output = '';
       const collect = (chunk: Buffer): void => {
