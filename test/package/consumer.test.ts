@@ -525,18 +525,23 @@ describe('installed from packed tarballs', () => {
       const started = await waitFor(() => /^relay (\S+) started/m.exec(output), `relay start:\n${output}`);
       // relay ids are <hostname>-<pid>-<random>
       const relayPid = Number(started[1]!.split('-').at(-2));
-      child.kill('SIGTERM');
-      await wrapperExit;
-      await waitFor(() => !isAlive(relayPid), `relay process ${relayPid} to exit:\n${output}`);
-      await waitFor(() => /relay stopped after publishing 0 events/.test(output), `final line:\n${output}`);
-      expect(output).toMatch(
-        wrapper === 'npx' ? /parent process \d+ exited, stopping/ : /SIGTERM received, stopping/,
-      );
-      const status = await sh(process.execPath, [bin, 'status', '--schema', schema, '--json'], {
-        cwd: project,
-        env: services(),
-      });
-      expect(JSON.parse(status.trim().split('\n').at(-1)!)).toMatchObject({ liveRelays: 0, ownedLanes: 0 });
+      try {
+        child.kill('SIGTERM');
+        await wrapperExit;
+        await waitFor(() => !isAlive(relayPid), `relay process ${relayPid} to exit:\n${output}`);
+        await waitFor(() => /relay stopped after publishing 0 events/.test(output), `final line:\n${output}`);
+        expect(output).toMatch(
+          wrapper === 'npx' ? /parent process \d+ exited, stopping/ : /SIGTERM received, stopping/,
+        );
+        const status = await sh(process.execPath, [bin, 'status', '--schema', schema, '--json'], {
+          cwd: project,
+          env: services(),
+        });
+        expect(JSON.parse(status.trim().split('\n').at(-1)!)).toMatchObject({ liveRelays: 0, ownedLanes: 0 });
+      } finally {
+        // A relay that did not stop is this test's own process: end it by its pid.
+        if (isAlive(relayPid)) process.kill(relayPid, 'SIGKILL');
+      }
     });
   }
 });
