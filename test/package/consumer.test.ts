@@ -138,7 +138,8 @@ describe('installed from packed tarballs', () => {
   }, 900_000);
 
   afterAll(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`).catch(() => undefined);
+    for (const name of [database, ...extraDatabases])
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     // ONCEFLOW_KEEP_CONSUMER=1 keeps the project for a look after a failure.
     if (project && !process.env.ONCEFLOW_KEEP_CONSUMER) rmSync(project, { recursive: true, force: true });
@@ -151,6 +152,17 @@ describe('installed from packed tarballs', () => {
         version: string;
       }
     ).version;
+  }
+
+  /** A database of its own for a program that creates tables of fixed names; dropped after the file. */
+  const extraDatabases: string[] = [];
+  async function freshDatabaseUrl(): Promise<string> {
+    const name = uniqueName('onceflow_consumer_app');
+    await admin.query(`CREATE DATABASE "${name}"`);
+    extraDatabases.push(name);
+    const url = new URL(databaseUrl());
+    url.pathname = `/${name}`;
+    return url.toString();
   }
 
   const services = () => ({
@@ -194,7 +206,7 @@ describe('installed from packed tarballs', () => {
   it('a plain JavaScript program runs with plain node: migrate, idempotent route, drizzle enqueue, relay, inbox', async () => {
     const output = await sh(process.execPath, ['app.mjs'], {
       cwd: project,
-      env: { ...services(), ORDERS_TOPIC: uniqueName('consumer-js') },
+      env: { ...services(), DATABASE_URL: await freshDatabaseUrl(), ORDERS_TOPIC: uniqueName('consumer-js') },
     });
     console.log(`node app.mjs (Node ${process.versions.node}):\n${output}`);
     expect(output).toMatch(/migrate: schema onceflow at version \d+, \d+ applied/);
@@ -287,7 +299,7 @@ describe('installed from packed tarballs', () => {
     await sh(join(project, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.emit.json'], { cwd: project });
     const output = await sh(process.execPath, ['out/app.js'], {
       cwd: project,
-      env: { ...services(), ORDERS_TOPIC: uniqueName('consumer-ts') },
+      env: { ...services(), DATABASE_URL: await freshDatabaseUrl(), ORDERS_TOPIC: uniqueName('consumer-ts') },
     });
     expect(output).toMatch(/relay \+ inbox: payments order-drizzle-1=1500, order-http-1=4200/);
   });
