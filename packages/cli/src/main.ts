@@ -63,9 +63,11 @@ function waitForSignal(): Promise<string> {
     };
     const onSignal = (signal: NodeJS.Signals): void => finish(`${signal} received`);
     // npx (npm exec) hands SIGTERM to the `sh -c` it started, which exits without passing it on and
-    // leaves this process orphaned: a parent that changed is taken as the stop request it swallowed.
+    // leaves this process orphaned: under a package manager's wrapper (npm_command set: npx, npm exec,
+    // pnpm exec, npm run), a parent that went away is taken as the stop request it swallowed. Started any
+    // other way (a shell's `nohup … &`, a supervisor), losing the parent means nothing.
     const parentWatch = setInterval(() => {
-      if (process.ppid !== parent) finish(`parent process ${parent} exited`);
+      if (process.env.npm_command && process.ppid !== parent) finish(`parent process ${parent} exited`);
     }, 1_000);
     parentWatch.unref();
     process.on('SIGTERM', onSignal);
