@@ -383,7 +383,6 @@ describe('installed from packed tarballs', () => {
       await admin.query(`CREATE DATABASE "${dbName}"`);
       const url = new URL(databaseUrl());
       url.pathname = `/${dbName}`;
-      const db = new pg.Pool({ connectionString: url.toString(), max: 2 });
       const started: DocProcess[] = [];
       const ordersTopic = uniqueName(`docs-${project}`);
       const env = {
@@ -427,7 +426,17 @@ describe('installed from packed tarballs', () => {
           return handle;
         },
         npx: (args) => sh('npx', ['--no-install', ...args], { cwd: dir, env }),
-        query: async <T>(text: string, values?: unknown[]) => (await db.query(text, values)).rows as T[],
+        // A client per query, closed before it returns: nothing of this test stays connected to the
+        // database that is dropped (WITH FORCE) at the end.
+        async query<T>(text: string, values?: unknown[]): Promise<T[]> {
+          const client = new pg.Client({ connectionString: url.toString() });
+          await client.connect();
+          try {
+            return (await client.query(text, values)).rows as T[];
+          } finally {
+            await client.end();
+          }
+        },
         async produce(topic, messages) {
           await createTopic(topic, 1);
           await produceRaw(
@@ -460,7 +469,6 @@ describe('installed from packed tarballs', () => {
         await docPlans[project]!.run(ctx);
       } finally {
         for (const running of started) await running.stop();
-        await db.end();
         await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
       }
     });
