@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Tests import the workspace packages from their TypeScript sources (the `@onceflow/source` export
+  // condition), so no build is needed between an edit and a test run; test/package tests the built ones.
+  ssr: { resolve: { conditions: ['@onceflow/source', 'module', 'node', 'development|production'] } },
   test: {
     include: [
       'packages/*/src/**/*.test.ts',

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 // The fault suite (`pnpm test:faults`): each file starts a Postgres and a Kafka broker of its own,
 // which it restarts, kills and stalls, so it needs no shared services and runs apart from `pnpm test`.
 export default defineConfig({
+  // Workspace packages from their TypeScript sources, as in vitest.config.ts.
+  ssr: { resolve: { conditions: ['@onceflow/source', 'module', 'node', 'development|production'] } },
   test: {
     include: ['test/faults/**/*.test.ts'],
     // Empties test/faults/results/ first; gathers the scenarios' figures into summary.json at the end.

@@ -4,6 +4,7 @@ import { serviceEnv } from './services';
 
 const require = createRequire(import.meta.url);
 const tsxLoader = require.resolve('tsx');
+const sourceCondition = '--conditions=@onceflow/source';
 
 /** A child process running a TypeScript entry. */
 export interface ChildHandle {
@@ -17,17 +18,22 @@ export interface ChildHandle {
 }
 
 /**
- * Runs a TypeScript file in its own Node process (through tsx), with this run's KAFKA_BROKERS and
+ * Runs a TypeScript file in its own Node process (through tsx, from the packages' sources), with this run's KAFKA_BROKERS and
  * DATABASE_URL in its environment: the way to crash a consumer, relay or server for real.
  */
 export function spawnTs(
   entry: string,
   options: { env?: Record<string, string>; args?: string[] } = {},
 ): ChildHandle {
-  const child = spawn(process.execPath, ['--import', tsxLoader, entry, ...(options.args ?? [])], {
-    env: { ...process.env, ...serviceEnv(), ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // `@onceflow/source` resolves the workspace packages to their TypeScript sources: no build needed.
+  const child = spawn(
+    process.execPath,
+    [sourceCondition, '--import', tsxLoader, entry, ...(options.args ?? [])],
+    {
+      env: { ...process.env, ...serviceEnv(), ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let text = '';
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const onData = (chunk: Buffer): void => {

@@ -83,11 +83,15 @@ export function createSupervisor(options: {
       expectedExit = false;
       readyInfo = undefined;
       const env = { ...process.env, ...spec.env, ...(launches === 1 ? spec.firstLaunchEnv : {}) };
-      const proc = spawn(process.execPath, ['--import', tsxLoader, spec.entry], {
-        cwd: options.cwd,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const proc = spawn(
+        process.execPath,
+        ['--conditions=@onceflow/source', '--import', tsxLoader, spec.entry],
+        {
+          cwd: options.cwd,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       child = proc;
       return new Promise<void>((resolve, reject) => {
         let buffered = '';

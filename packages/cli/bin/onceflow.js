@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// onceflow ships TypeScript sources; tsx compiles them on the fly, so there is no build step.
-import { register } from 'tsx/esm/api';
+// The package's own entry, by name: the built dist/ when installed, the TypeScript sources in the
+// onceflow workspace (run there with `node --conditions=@onceflow/source --import tsx`).
+import { main } from '@onceflow/cli';
 
-register();
-const { main } = await import('../src/main.ts');
 process.exitCode = await main(process.argv);

@@ -1,7 +1,17 @@
-import { isConnectionError, isOnceflowError, type Logger, OnceflowError } from '@onceflow/core';
-import { defaultSchemaName, describePool, validateIdentifier } from '@onceflow/postgres';
+import {
+  defaultSchemaName,
+  isConnectionError,
+  isOnceflowError,
+  type Logger,
+  OnceflowError,
+  validateIdentifier,
+} from '@onceflow/core';
+import type { OnceflowAdmin } from '@onceflow/postgres';
 import { InvalidArgumentError, Option } from 'commander';
-import pg from 'pg';
+import type pg from 'pg';
+
+// Postgres, kafkajs and the engines are imported by the commands that use them, when they run, so
+// that `--help` and `--version` start in the time Node needs for commander alone.
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -93,8 +103,9 @@ export const statementTimeoutOption = (defaultMs: number): Option =>
     .argParser(nonNegativeInteger);
 
 /** A pool to `url` with `settings`. */
-export function openPool(url: string, settings: PoolSettings): pg.Pool {
-  const pool = new pg.Pool({
+export async function openPool(url: string, settings: PoolSettings): Promise<pg.Pool> {
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({
     connectionString: url,
     max: settings.max,
     // A host that accepts connections and never answers would otherwise hold the command forever.
@@ -123,10 +134,11 @@ export async function withPool<T>(
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
   };
-  const pool = openPool(databaseUrl(options, io), settings);
+  const pool = await openPool(databaseUrl(options, io), settings);
   try {
     return await work(pool);
   } catch (error) {
+    const { describePool } = await import('@onceflow/postgres');
     const target = describePool(pool);
     // The driver's own error, also when an onceflow error carries it as its cause.
     const cause = isOnceflowError(error) && error.cause !== undefined ? error.cause : error;
@@ -152,14 +164,33 @@ export async function withPool<T>(
   }
 }
 
-/** Resolves with the first SIGTERM or SIGINT. */
-export function waitForSignal(): Promise<NodeJS.Signals> {
+/** The admin library over `pool`, loaded when a command runs. */
+export async function openAdmin(pool: pg.Pool, schema: string): Promise<OnceflowAdmin> {
+  const { createOnceflowAdmin } = await import('@onceflow/postgres');
+  return createOnceflowAdmin({ pool, schema });
+}
+
+/**
+ * Resolves with the first SIGTERM or SIGINT (as `SIGTERM received`), or with the stop request a
+ * package manager's wrapper swallowed: npx (npm exec) hands SIGTERM to the `sh -c` it started, which
+ * exits without passing it on and leaves this process orphaned. Under such a wrapper (npm_command
+ * set: npx, npm exec, pnpm exec, npm run) a parent that went away is taken as that request; started
+ * any other way (a shell's `nohup … &`, a supervisor), losing the parent means nothing.
+ */
+export function waitForSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
+    const parent = process.ppid;
+    const finish = (reason: string): void => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      resolve(signal);
+      clearInterval(parentWatch);
+      resolve(reason);
     };
+    const onSignal = (signal: NodeJS.Signals): void => finish(`${signal} received`);
+    const parentWatch = setInterval(() => {
+      if (process.env.npm_command && process.ppid !== parent) finish(`parent process ${parent} exited`);
+    }, 1_000);
+    parentWatch.unref();
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
 import { inboxPositionsCommand } from './commands/inbox-positions';
@@ -9,6 +10,8 @@ import { relayCommand } from './commands/relay';
 import { statusCommand } from './commands/status';
 import { type CliIo, processIo } from './io';
 
+const cliVersion: string = createRequire(import.meta.url)('../package.json').version;
+
 /** Builds the `onceflow` command: one file per command under commands/, over the admin library. */
 export function createCli(io: CliIo = processIo): Command {
   const program = new Command('onceflow')
@@ -19,6 +22,7 @@ export function createCli(io: CliIo = processIo): Command {
       writeOut: (text) => io.out(text.trimEnd()),
       writeErr: (text) => io.err(text.trimEnd()),
     })
+    .version(cliVersion, '-V, --version', 'print the version of @onceflow/cli')
     .exitOverride();
   migrateCommand(program, io);
   statusCommand(program, io);

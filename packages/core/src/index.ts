@@ -32,6 +32,7 @@ export {
   toOnceflowError,
 } from './errors';
 export { alreadyStarted, createStoppable, type StartedHandle } from './handle';
+export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export { newEventId } from './ids';
 export { type LogFn, type Logger, silentLogger } from './logger';
 export {

@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type { Pool, PoolClient } from 'pg';
 import { holdConnection } from './connection';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
+import { shippedMigrationFiles } from './shipped-migrations';
 
 /** One versioned migration. */
 export interface Migration {
@@ -31,7 +31,6 @@ export interface MigrateResult {
   version: number;
 }
 
-const onceflowMigrationsDir = fileURLToPath(new URL('../migrations/', import.meta.url));
 const fileNamePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 /**
@@ -40,22 +39,27 @@ const fileNamePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
  */
 export async function loadMigrations(
   schema: string = defaultSchemaName,
-  directory: string = onceflowMigrationsDir,
+  directory?: string,
 ): Promise<Migration[]> {
   const quoted = quoteIdentifier(schema);
-  const migrationsDir = directory.endsWith('/') ? directory : `${directory}/`;
-  const files = (await readdir(migrationsDir)).filter((file) => fileNamePattern.test(file)).sort();
-  return Promise.all(
-    files.map(async (file) => {
+  const files = directory === undefined ? shippedMigrationFiles() : await readMigrationFiles(directory);
+  return files
+    .filter(({ file }) => fileNamePattern.test(file))
+    .sort((a, b) => (a.file < b.file ? -1 : 1))
+    .map(({ file, text }) => {
       const [, version, name] = fileNamePattern.exec(file)!;
-      const text = await readFile(`${migrationsDir}${file}`, 'utf8');
       return {
         version: Number(version),
         name: name!,
         sql: text.replaceAll('{{schema}}', quoted).replaceAll('{{schema_name}}', schema),
       };
-    }),
-  );
+    });
+}
+
+async function readMigrationFiles(directory: string): Promise<Array<{ file: string; text: string }>> {
+  const folder = directory.endsWith('/') ? directory : `${directory}/`;
+  const files = (await readdir(folder)).filter((file) => fileNamePattern.test(file));
+  return Promise.all(files.map(async (file) => ({ file, text: await readFile(`${folder}${file}`, 'utf8') })));
 }
 
 /**

@@ -1,9 +1,9 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
 import {
   type CliIo,
   connectTimeoutOption,
   databaseOption,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   withPool,
@@ -30,7 +30,7 @@ export function inboxPositionsCommand(inbox: Command, io: CliIo): void {
         json?: boolean;
       }) => {
         await withPool(options, io, 1, async (pool) => {
-          const positions = await createOnceflowAdmin({ pool, schema: options.schema }).listPositions({
+          const positions = await (await openAdmin(pool, options.schema)).listPositions({
             ...(options.consumer === undefined ? {} : { consumer: options.consumer }),
             ...(options.topic === undefined ? {} : { topic: options.topic }),
           });

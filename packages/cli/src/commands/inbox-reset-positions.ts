@@ -1,8 +1,6 @@
 import { type Logger, OnceflowError } from '@onceflow/core';
-import { createKafkajsLogCreator } from '@onceflow/kafkajs';
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type Admin, Kafka } from 'kafkajs';
+import type { Admin, KafkaConfig } from 'kafkajs';
 import {
   type CliIo,
   connectTimeoutOption,
@@ -11,11 +9,14 @@ import {
   databaseUrl,
   type LogLevel,
   logLevelOption,
-  requireSetting,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   withPool,
 } from '../io';
+import { type KafkaFlags, kafkaOptions, resolveKafkaConfig } from '../kafka-settings';
+
+const cliClientId = 'onceflow-cli';
 
 /** Where `reset-positions` moves the positions. */
 type Target = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'offset'; offset: bigint };
@@ -55,12 +56,16 @@ interface ResetOptions {
 }
 
 async function withAdmin<T>(
-  brokers: string[],
+  config: KafkaConfig,
   logger: Logger,
   work: (admin: Admin) => Promise<T>,
 ): Promise<T> {
+  const [{ Kafka }, { createKafkajsLogCreator }] = await Promise.all([
+    import('kafkajs'),
+    import('@onceflow/kafkajs'),
+  ]);
   // kafkajs's own lines go to the CLI's logger; --log-level decides what is shown.
-  const kafka = new Kafka({ clientId: 'onceflow-cli', brokers, logCreator: createKafkajsLogCreator(logger) });
+  const kafka = new Kafka({ ...config, logCreator: createKafkajsLogCreator(logger) });
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -77,7 +82,7 @@ async function withAdmin<T>(
  * refuses while the group has live members, since they would overwrite the positions.
  */
 export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
-  inbox
+  const command = inbox
     .command('reset-positions')
     .description(
       "set a consumer's positions in a topic to the log's start, end or an offset (database and Kafka group offsets)",
@@ -86,7 +91,6 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
     .addOption(schemaOption())
     .addOption(connectTimeoutOption())
     .addOption(statementTimeoutOption(30_000))
-    .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
     .requiredOption('--consumer <name>', 'the inbox consumer name')
     .requiredOption('--topic <topic>', 'the topic whose positions to reset')
     .option('--group <id>', 'the consumer group id (default: the consumer name)')
@@ -108,19 +112,14 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
     .action(async (options: ResetOptions) => {
       // Checked before anything connects, although the database is written last.
       databaseUrl(options, io);
-      const brokers = requireSetting(
-        options.brokers ?? io.env.KAFKA_BROKERS,
-        'Kafka brokers',
-        '--brokers',
-        'KAFKA_BROKERS',
-      )
-        .split(',')
-        .map((broker) => broker.trim())
-        .filter(Boolean);
+      // Commander hands over every Kafka flag (see kafkaOptions), not only `brokers`.
+      const kafkaConfig = resolveKafkaConfig(options as KafkaFlags, io.env, {
+        defaultClientId: cliClientId,
+      });
       const groupId = options.group ?? options.consumer;
       const target = parseTarget(options.to);
       const logger = createLineLogger(io.err, options.logLevel);
-      await withAdmin(brokers, logger, async (admin) => {
+      await withAdmin(kafkaConfig, logger, async (admin) => {
         const [group] = (await admin.describeGroups([groupId])).groups;
         const members = group?.members ?? [];
         if (members.length > 0 && !options.force)
@@ -156,7 +155,7 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
           });
 
         await withPool(options, io, 1, async (pool) => {
-          const changes = await createOnceflowAdmin({ pool, schema: options.schema }).resetPositions({
+          const changes = await (await openAdmin(pool, options.schema)).resetPositions({
             consumer: options.consumer,
             topic: options.topic,
             positions,
@@ -186,4 +185,5 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
         }
       });
     });
+  for (const option of kafkaOptions(cliClientId)) command.addOption(option);
 }

@@ -1,9 +1,9 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
 import {
   type CliIo,
   connectTimeoutOption,
   databaseOption,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   withPool,
@@ -26,7 +26,7 @@ export function migrateCommand(program: Command, io: CliIo): void {
         statementTimeoutMs: number;
       }) => {
         await withPool(options, io, 1, async (pool) => {
-          const result = await createOnceflowAdmin({ pool, schema: options.schema }).migrate();
+          const result = await (await openAdmin(pool, options.schema)).migrate();
           for (const migration of result.applied)
             io.out(`applied ${String(migration.version).padStart(4, '0')}_${migration.name}`);
           io.out(`schema ${result.schema} is at version ${result.version}`);

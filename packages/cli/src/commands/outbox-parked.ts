@@ -1,10 +1,10 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
 import {
   type CliIo,
   connectTimeoutOption,
   databaseOption,
   nonNegativeInteger,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   withPool,
@@ -31,7 +31,7 @@ export function outboxParkedCommand(outbox: Command, io: CliIo): void {
         json?: boolean;
       }) => {
         await withPool(options, io, 1, async (pool) => {
-          const events = await createOnceflowAdmin({ pool, schema: options.schema }).listParkedEvents({
+          const events = await (await openAdmin(pool, options.schema)).listParkedEvents({
             limit: options.limit,
           });
           for (const event of events) {

@@ -1,9 +1,9 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
 import {
   type CliIo,
   connectTimeoutOption,
   databaseOption,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   usageError,
@@ -35,7 +35,7 @@ export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
         if ((options.all ?? false) === eventIds.length > 0)
           throw usageError('name the events to unpark, or pass --all (not both)');
         await withPool(options, io, 1, async (pool) => {
-          const admin = createOnceflowAdmin({ pool, schema: options.schema });
+          const admin = await openAdmin(pool, options.schema);
           const count = await admin.unparkEvents(options.all ? {} : { eventIds });
           io.out(`unparked ${count} event${count === 1 ? '' : 's'}`);
         });

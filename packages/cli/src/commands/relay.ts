@@ -1,7 +1,5 @@
 import { isOnceflowError } from '@onceflow/core';
-import { createKafkajsLogCreator, createOutboxRelay } from '@onceflow/kafkajs';
 import type { Command } from 'commander';
-import { Kafka } from 'kafkajs';
 import {
   type CliIo,
   connectTimeoutOption,
@@ -12,10 +10,12 @@ import {
   logLevelOption,
   nonNegativeInteger,
   openPool,
-  requireSetting,
   schemaOption,
   waitForSignal,
 } from '../io';
+import { type KafkaFlags, kafkaOptions, resolveKafkaConfig } from '../kafka-settings';
+
+const relayClientId = 'onceflow-relay';
 
 interface RelayCommandOptions {
   databaseUrl?: string;
@@ -34,12 +34,11 @@ interface RelayCommandOptions {
 
 /** `onceflow relay`: publishes the outbox to Kafka until SIGTERM or SIGINT. */
 export function relayCommand(program: Command, io: CliIo): void {
-  program
+  const command = program
     .command('relay')
     .description('publish the outbox to Kafka until SIGTERM or SIGINT')
     .addOption(databaseOption())
     .addOption(schemaOption())
-    .option('--brokers <list>', 'comma-separated Kafka brokers (default: $KAFKA_BROKERS)')
     .option('--batch-size <n>', 'most events per batch', nonNegativeInteger)
     .option('--poll-interval-ms <ms>', 'polling fallback interval', nonNegativeInteger)
     .option('--lease-ms <ms>', 'lane lease lifetime', nonNegativeInteger)
@@ -60,23 +59,18 @@ export function relayCommand(program: Command, io: CliIo): void {
     .addOption(logLevelOption())
     .action(async (options: RelayCommandOptions) => {
       const url = databaseUrl(options, io);
-      const brokers = requireSetting(
-        options.brokers ?? io.env.KAFKA_BROKERS,
-        'Kafka brokers',
-        '--brokers',
-        'KAFKA_BROKERS',
-      )
-        .split(',')
-        .map((broker) => broker.trim())
-        .filter(Boolean);
-      const logger = createLineLogger(io.err, options.logLevel);
-      const pool = openPool(url, { max: options.poolSize, connectTimeoutMs: options.connectTimeoutMs });
-      // kafkajs's own lines go to the same logger; --log-level decides what is shown.
-      const kafka = new Kafka({
-        clientId: 'onceflow-relay',
-        brokers,
-        logCreator: createKafkajsLogCreator(logger),
+      // Commander hands over every Kafka flag (see kafkaOptions), not only `brokers`.
+      const kafkaConfig = resolveKafkaConfig(options as KafkaFlags, io.env, {
+        defaultClientId: relayClientId,
       });
+      const [{ Kafka }, { createKafkajsLogCreator, createOutboxRelay }] = await Promise.all([
+        import('kafkajs'),
+        import('@onceflow/kafkajs'),
+      ]);
+      const logger = createLineLogger(io.err, options.logLevel);
+      const pool = await openPool(url, { max: options.poolSize, connectTimeoutMs: options.connectTimeoutMs });
+      // kafkajs's own lines go to the same logger; --log-level decides what is shown.
+      const kafka = new Kafka({ ...kafkaConfig, logCreator: createKafkajsLogCreator(logger) });
       let published = 0;
       const signal = waitForSignal();
       try {
@@ -107,7 +101,7 @@ export function relayCommand(program: Command, io: CliIo): void {
         });
         // A signal also ends a start still waiting for Postgres.
         const stopped = signal.then(async (received) => {
-          io.out(`${received} received, stopping`);
+          io.out(`${received}, stopping`);
           await relay.stop();
         });
         let handle: Awaited<ReturnType<typeof relay.start>>;
@@ -126,4 +120,5 @@ export function relayCommand(program: Command, io: CliIo): void {
         await pool.end();
       }
     });
+  for (const option of kafkaOptions(relayClientId)) command.addOption(option);
 }

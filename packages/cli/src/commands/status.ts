@@ -1,9 +1,9 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
 import type { Command } from 'commander';
 import {
   type CliIo,
   connectTimeoutOption,
   databaseOption,
+  openAdmin,
   schemaOption,
   statementTimeoutOption,
   withPool,
@@ -28,7 +28,7 @@ export function statusCommand(program: Command, io: CliIo): void {
         json?: boolean;
       }) => {
         await withPool(options, io, 1, async (pool) => {
-          const status = await createOnceflowAdmin({ pool, schema: options.schema }).outboxStatus();
+          const status = await (await openAdmin(pool, options.schema)).outboxStatus();
           if (options.json) {
             io.out(JSON.stringify({ schema: options.schema, ...status }));
             return;

@@ -138,7 +138,8 @@ export async function enqueue(
       values,
     );
   } else {
-    // Arrays go through sql.param: interpolated as they are, drizzle would spread them into a list.
+    // sql.param: a bare JS array in drizzle's template becomes a list of parameters, `($7, $8)`;
+    // the header arrays must reach Postgres as one array parameter each.
     await tx.execute(
       sql`SELECT ${sql.raw(fn)}(${row.eventId}, ${row.lane}::smallint, ${row.lockKey}::integer, ${row.topic}, ${row.key}::bytea, ${row.value}::bytea, ${sql.param(row.headerNames)}::text[], ${sql.param(row.headerValues)}::bytea[])`,
     );
