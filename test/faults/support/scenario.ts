@@ -70,6 +70,18 @@ export interface NemesisContext {
    */
   terminateBackends(count: number): Promise<number>;
   /**
+   * Watches the onceflow backends of `application` (`onceflow-relay`, `onceflow-consumer`) and
+   * terminates each one caught running a statement that contains `statement`, or caught inside a
+   * transaction when `statement` is `in-transaction`, until it has hit `hits` or `timeoutMs` passed.
+   * A precise fault: it lands in the middle of that statement. Returns the hits.
+   */
+  terminateWhileRunning(options: {
+    application: 'onceflow-relay' | 'onceflow-consumer';
+    statement: string;
+    hits: number;
+    timeoutMs: number;
+  }): Promise<number>;
+  /**
    * Writes `count` new events straight to Kafka, as a duplicating producer would: in ascending order
    * to partition 0 and, as copies with the same ids, to every other partition, in descending or
    * shuffled order, all in one request. Consumers then claim overlapping ids from several partitions
@@ -403,6 +415,25 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
           await producer.disconnect();
         }
         note(`${count} twin events written to 3 partitions`);
+      },
+      async terminateWhileRunning({ application, statement, hits, timeoutMs }) {
+        const deadline = Date.now() + timeoutMs;
+        let hit = 0;
+        const condition =
+          statement === 'in-transaction'
+            ? `state IN ('idle in transaction', 'active') AND xact_start IS NOT NULL`
+            : `state = 'active' AND strpos(query, $3) > 0`;
+        while (hit < hits && Date.now() < deadline) {
+          const { rows } = await root.query<{ terminated: boolean }>(
+            `SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+              WHERE datname = $1 AND application_name = $2 AND ${condition}`,
+            statement === 'in-transaction' ? [database, application] : [database, application, statement],
+          );
+          hit += rows.filter((r) => r.terminated).length;
+          if (rows.length === 0) await sleep(2);
+        }
+        note(`${hit} ${application} backends terminated while running ${statement}`);
+        return hit;
       },
       async terminateBackends(count) {
         const { rows } = await root.query<{ pid: number }>(
