@@ -11,9 +11,9 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 300_000,
     pool: 'forks',
-    // One file at a time: each runs a JVM broker, a Postgres and half a dozen Node processes.
-    maxWorkers: 1,
-    fileParallelism: false,
+    // Two files at a time, each with its own broker, Postgres and half a dozen Node processes: their
+    // scenarios mostly wait (for servers, rebalances, drains), so two overlap well on two cores.
+    maxWorkers: 2,
     reporters: ['default'],
   },
 });

@@ -101,12 +101,18 @@ describe('fault suite: misconfiguration and unreachable services', () => {
 
   it('the CLI against a database that accepts connections and never answers ends with one clear error, never a silent hang', async () => {
     cluster.pgProxy.stall();
+    // The relay command waits instead (a supervisor starts it before the database): it must say so.
+    const supervisor = new Supervisor(`${resultsDir}misconfiguration`);
     try {
-      const outcomes = await Promise.all(
-        [['status'], ['migrate', '--schema', 'of_never']].map((args) =>
-          runToExit({ name: `cli ${args[0]}`, entry: cli, args, env }, answerBoundMs),
+      const relay = supervisor.start({ name: 'cli-relay', entry: cli, args: ['relay'], env });
+      const [outcomes, line] = await Promise.all([
+        Promise.all(
+          [['status'], ['migrate', '--schema', 'of_never']].map((args) =>
+            runToExit({ name: `cli ${args[0]}`, entry: cli, args, env }, answerBoundMs),
+          ),
         ),
-      );
+        relay.waitForLine(/postgres|database/i, answerBoundMs).catch(() => undefined),
+      ]);
       for (const outcome of outcomes) {
         const text = describeOutcome(outcome);
         expect(outcome.timedOut, text).toBe(false);
@@ -114,23 +120,16 @@ describe('fault suite: misconfiguration and unreachable services', () => {
         expect(outcome.output, text).toMatch(/^onceflow: /m);
         expect(rawCrash(outcome.output), text).toBe(false);
       }
-      // The relay command waits instead (a supervisor starts it before the database): it must say so.
-      const supervisor = new Supervisor(`${resultsDir}misconfiguration`);
-      try {
-        const relay = supervisor.start({ name: 'cli-relay', entry: cli, args: ['relay'], env });
-        const line = await relay.waitForLine(/postgres|database/i, answerBoundMs).catch(() => undefined);
-        const exited = supervisor.unexpectedExits()[0];
-        if (exited !== undefined) {
-          expect(exited.tail, 'an exit must be one clear onceflow error').toMatch(/^onceflow: OF_[A-Z_]+/m);
-          expect(rawCrash(exited.tail), exited.tail).toBe(false);
-        } else {
-          expect(line, `no word about the database within the bound:\n${relay.output()}`).toBeDefined();
-          expect(await relay.stop(), relay.output()).toBe(0);
-        }
-      } finally {
-        await supervisor.closeAll();
+      const exited = supervisor.unexpectedExits()[0];
+      if (exited !== undefined) {
+        expect(exited.tail, 'an exit must be one clear onceflow error').toMatch(/^onceflow: OF_[A-Z_]+/m);
+        expect(rawCrash(exited.tail), exited.tail).toBe(false);
+      } else {
+        expect(line, `no word about the database within the bound:\n${relay.output()}`).toBeDefined();
+        expect(await relay.stop(), relay.output()).toBe(0);
       }
     } finally {
+      await supervisor.closeAll();
       cluster.pgProxy.heal();
     }
   });

@@ -42,6 +42,23 @@ describe('fault suite: Postgres', () => {
         }
         ctx.note(`${terminated} backends terminated`);
         await ctx.recovered('backend terminations');
+        // Aimed: the relay's settle while it drains a backlog (it runs beside the next batch's claim
+        // and publish), and the consumers' transactions, several times in a row.
+        await ctx.burst(3_000);
+        await ctx.terminateWhileRunning({
+          application: 'onceflow-relay',
+          statement: 'DELETE FROM',
+          hits: 3,
+          timeoutMs: 15_000,
+        });
+        await ctx.recovered('relay settles terminated');
+        await ctx.terminateWhileRunning({
+          application: 'onceflow-consumer',
+          statement: 'in-transaction',
+          hits: 8,
+          timeoutMs: 15_000,
+        });
+        await ctx.recovered('consumer transactions terminated');
         // All connections at once, including the relay's LISTEN connection.
         cluster.pgProxy.cutAll();
         await ctx.recovered('all postgres connections cut');

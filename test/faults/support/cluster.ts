@@ -58,6 +58,10 @@ export async function startFaultCluster(): Promise<FaultCluster> {
       listeners: `PLAINTEXT://127.0.0.1:${port},EXTERNAL://127.0.0.1:${externalPort},CONTROLLER://127.0.0.1:${controllerPort}`,
       'advertised.listeners': `PLAINTEXT://127.0.0.1:${port},EXTERNAL://127.0.0.1:${kafkaProxyPort}`,
       'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      // A broker restarted after SIGKILL registers again only once the controller has fenced its old
+      // session: 4 s instead of 9 s brings it back sooner. Recovery is measured from its return.
+      'broker.session.timeout.ms': '4000',
+      'broker.heartbeat.interval.ms': '1000',
     },
   });
   const kafkaProxy = await startTcpProxy({ port: externalPort }, { listenPort: kafkaProxyPort });

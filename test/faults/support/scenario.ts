@@ -22,7 +22,7 @@ import { evaluateRun, type RunFigures } from './checks';
 import type { FaultCluster } from './cluster';
 import { checkerKafka, createTopics, endOffsets, injectedHeader, readAll } from './kafka-tools';
 import { type ProcessSpec, type Supervised, Supervisor } from './supervisor';
-import { createWorkloadSchema, enqueueTransaction } from './workload';
+import { createWorkloadSchema, enqueueBurst, enqueueTransaction } from './workload';
 
 /** Folder of the run's figures and process logs (git-ignored). */
 export const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
@@ -58,7 +58,7 @@ export interface NemesisContext {
   recovered(what: string, since?: number): Promise<void>;
   /** Records a recovery time measured by the scenario itself. */
   recordRecovery(what: string, ms: number): void;
-  /** Enqueues `events` committed events at once (in transactions of 1000), so the relay has a backlog. */
+  /** Enqueues `events` committed events in one transaction, so the relay has a backlog at once. */
   burst(events: number): Promise<void>;
   /** Waits until the relay has published some of a backlog of `burst` events, so the next fault hits a drain. */
   waitForDraining(burst: number): Promise<void>;
@@ -69,6 +69,18 @@ export interface NemesisContext {
    * or idle, in or out of a transaction. Returns how many it hit.
    */
   terminateBackends(count: number): Promise<number>;
+  /**
+   * Watches the onceflow backends of `application` (`onceflow-relay`, `onceflow-consumer`) and
+   * terminates each one caught running a statement that contains `statement`, or caught inside a
+   * transaction when `statement` is `in-transaction`, until it has hit `hits` or `timeoutMs` passed.
+   * A precise fault: it lands in the middle of that statement. Returns the hits.
+   */
+  terminateWhileRunning(options: {
+    application: 'onceflow-relay' | 'onceflow-consumer';
+    statement: string;
+    hits: number;
+    timeoutMs: number;
+  }): Promise<number>;
   /**
    * Writes `count` new events straight to Kafka, as a duplicating producer would: in ascending order
    * to partition 0 and, as copies with the same ids, to every other partition, in descending or
@@ -339,16 +351,11 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
       },
       async burst(events) {
         const burst = ++burstCounter;
-        await withClient(db, async (client) => {
-          for (let tx = 0, n = 0; n < events; tx++) {
-            const batch = Array.from({ length: Math.min(1_000, events - n) }, (_, i) => ({
-              id: `${options.name}-burst${burst}-t${tx}-${i}`,
-              key: `k${(tx + i) % 8}`,
-            }));
-            await enqueueTransaction(client, schema, topic, batch);
-            n += batch.length;
-          }
-        });
+        const planned = Array.from({ length: events }, (_, i) => ({
+          id: `${options.name}-burst${burst}-${i}`,
+          key: `k${i % 8}`,
+        }));
+        await withClient(db, (client) => enqueueBurst(client, schema, topic, planned));
         note(`burst of ${events} events committed`);
       },
       async waitForDraining(burst) {
@@ -408,6 +415,25 @@ export async function runScenario(cluster: FaultCluster, options: ScenarioOption
           await producer.disconnect();
         }
         note(`${count} twin events written to 3 partitions`);
+      },
+      async terminateWhileRunning({ application, statement, hits, timeoutMs }) {
+        const deadline = Date.now() + timeoutMs;
+        let hit = 0;
+        const condition =
+          statement === 'in-transaction'
+            ? `state IN ('idle in transaction', 'active') AND xact_start IS NOT NULL`
+            : `state = 'active' AND strpos(query, $3) > 0`;
+        while (hit < hits && Date.now() < deadline) {
+          const { rows } = await root.query<{ terminated: boolean }>(
+            `SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+              WHERE datname = $1 AND application_name = $2 AND ${condition}`,
+            statement === 'in-transaction' ? [database, application] : [database, application, statement],
+          );
+          hit += rows.filter((r) => r.terminated).length;
+          if (rows.length === 0) await sleep(2);
+        }
+        note(`${hit} ${application} backends terminated while running ${statement}`);
+        return hit;
       },
       async terminateBackends(count) {
         const { rows } = await root.query<{ pid: number }>(
