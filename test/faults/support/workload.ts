@@ -2,8 +2,10 @@
 // enqueued through onceflow's outbox, with the truth about what committed kept in the same
 // transactions, so that the checks after a run compare Kafka and the consumers' effects with what
 // Postgres says was committed, whatever the faults did to the clients' view of it.
-import { encodeOutboxEvent, enqueue, migrate, quoteIdentifier } from '@onceflow/postgres';
+import { enqueue, migrate, quoteIdentifier } from '@onceflow/postgres';
 import type { Pool, PoolClient } from 'pg';
+// Internal: the row enqueue() would write, to enqueue a backlog in a few statements.
+import { encodeOutboxEvent } from '../../../packages/postgres/src/outbox/enqueue';
 
 /**
  * Workload tables beside onceflow's, in the scenario's schema:
