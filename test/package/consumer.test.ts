@@ -385,6 +385,9 @@ describe('installed from packed tarballs', () => {
       url.pathname = `/${dbName}`;
       const started: DocProcess[] = [];
       const ordersTopic = uniqueName(`docs-${project}`);
+      // The README's consumers check at start that their dead-letter topic exists, as the README says.
+      await createTopic(ordersTopic, 1);
+      await createTopic(`${ordersTopic}.dlq`, 1);
       const env = {
         DATABASE_URL: url.toString(),
         KAFKA_BROKERS: brokers().join(','),
