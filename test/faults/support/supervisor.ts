@@ -86,10 +86,14 @@ export class Supervisor {
       incarnationStart = text.length;
       const marker = `--- ${spec.name} started at +${Date.now() - this.startedAt} ms\n`;
       appendFileSync(logFile, marker);
-      const current = spawn(process.execPath, ['--import', tsxLoader, spec.entry, ...(spec.args ?? [])], {
-        env: { ...process.env, ...spec.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const current = spawn(
+        process.execPath,
+        ['--conditions=@onceflow/source', '--import', tsxLoader, spec.entry, ...(spec.args ?? [])],
+        {
+          env: { ...process.env, ...spec.env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       child = current;
       const onData = (chunk: Buffer): void => {
         const s = chunk.toString('utf8');
@@ -220,10 +224,14 @@ export interface RunOutcome {
  * their own (a command-line call, a process refusing its configuration): a hang shows as `timedOut`.
  */
 export function runToExit(spec: ProcessSpec, timeoutMs: number): Promise<RunOutcome> {
-  const child = spawn(process.execPath, ['--import', tsxLoader, spec.entry, ...(spec.args ?? [])], {
-    env: { ...process.env, ...spec.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@onceflow/source', '--import', tsxLoader, spec.entry, ...(spec.args ?? [])],
+    {
+      env: { ...process.env, ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const onData = (chunk: Buffer): void => {
     output += chunk.toString('utf8');
