@@ -97,6 +97,12 @@ export interface TransportReporter {
    * restarted after a crash), as an {@link OnceflowError} saying what happens next. Never throws.
    */
   onError(error: OnceflowError): void;
+  /**
+   * Tells that the consumer (re)joined its group and fetches again, after a start or after a crash it
+   * reported through `onError`. Optional: without it the engine learns of the recovery at its next
+   * batch. Never throws.
+   */
+  onJoined?(): void;
 }
 
 /** Called for every fetched batch. Batches of one partition never overlap; a batch left unfinished is fetched again. */

@@ -9,7 +9,32 @@ export type {
   TransportMessage,
   TransportReporter,
 } from './consumer-transport';
-export { type OutboxEnqueueMessage, outboxEnqueueChannel } from './diagnostics';
+export {
+  type InboxBatchMessage,
+  type InboxDeadLetterMessage,
+  type InboxPartitionRef,
+  type InboxPositionAheadMessage,
+  type InboxRetryMessage,
+  type InboxTransactionMessage,
+  inboxBatchChannel,
+  inboxDeadLetterChannel,
+  inboxPositionAheadChannel,
+  inboxRetryChannel,
+  inboxTransactionChannel,
+  type OutboxEnqueueMessage,
+  outboxEnqueueChannel,
+  type RelayBacklogMessage,
+  type RelayBatchMessage,
+  type RelayLaneMessage,
+  type RelayParkedMessage,
+  type RelayRef,
+  relayBacklogChannel,
+  relayBatchChannel,
+  relayLaneChannel,
+  relayParkedChannel,
+  type StatusChangeMessage,
+  statusChannel,
+} from './diagnostics';
 export { checkDurationMs, type DurationLimits, durationMsProblem, maxTimerDelayMs } from './durations';
 export {
   cloudEventsIdHeader,
@@ -64,4 +89,10 @@ export {
   sleep,
   transientSqlStates,
 } from './retry';
+export {
+  type ComponentState,
+  type ComponentStatus,
+  createStatusTracker,
+  type StatusTracker,
+} from './status';
 export { type WaitForServiceOptions, waitForService } from './wait-for-service';

@@ -1,5 +1,7 @@
 import {
   alreadyStarted,
+  type ComponentStatus,
+  createStatusTracker,
   createStoppable,
   invalidOptions,
   OnceflowError,
@@ -19,6 +21,12 @@ import { ensureDeadLetterTopics } from './dead-letter-topics';
 import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
 
+/** A started inbox consumer. */
+export interface InboxConsumerHandle extends StartedHandle {
+  /** Where the consumer is in its life, for health and readiness probes; see {@link InboxConsumer.status}. */
+  status(): ComponentStatus;
+}
+
 /** A configured inbox consumer, not yet started. */
 export interface InboxConsumer {
   /**
@@ -29,12 +37,19 @@ export interface InboxConsumer {
    * OF_SCHEMA_MISMATCH when the schema lacks the inbox tables, OF_TOPIC_MISSING when a dead-letter
    * topic is missing, OF_UNAVAILABLE when the broker cannot be reached. Call once: a second call rejects with OF_ALREADY_STARTED.
    */
-  start(): Promise<StartedHandle>;
+  start(): Promise<InboxConsumerHandle>;
   /**
    * Stops the consumer: interrupts a `start()` still waiting for Postgres (it then rejects with
    * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
    */
   stop(): Promise<void>;
+  /**
+   * Where the consumer is in its life: `starting` until it joined its group, `waiting-for-database`
+   * while Postgres cannot be reached (at start, or later until a transaction commits again),
+   * `waiting-for-broker` after its Kafka consumer crashed until it joined again, `running`,
+   * `stopping`, `stopped` (also after a start that failed); with the last error reported.
+   */
+  status(): ComponentStatus;
 }
 
 const component = 'inbox consumer';
@@ -77,7 +92,15 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
   if (transport === undefined || typeof transport.run !== 'function' || typeof transport.stop !== 'function')
     invalidOptions(component, 'transport must be a ConsumerTransport (run, stop)');
   const store = resolveStore(options, resolved.schema);
-  const { logger, onError, consumer } = resolved;
+  const { logger, consumer } = resolved;
+  const tracker = createStatusTracker(component, consumer);
+  // Every error reported is the status's last error too.
+  const userOnError = resolved.onError;
+  const onError: typeof resolved.onError = (error) => {
+    tracker.error(error);
+    userOnError?.(error);
+  };
+  resolved.onError = onError;
   // A pool whose idle connections may break without a listener would end the process: say so now.
   if (options.pool !== undefined) {
     const warning = missingPoolErrorListener(options.pool, `${component} ${consumer}`);
@@ -86,12 +109,12 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
   const abort = new AbortController();
   const stoppedError = (): OnceflowError =>
     new OnceflowError('OF_STOPPED', `${component} ${consumer}: stop() was called before start() finished`);
-  let starting: Promise<StartedHandle> | undefined;
+  let starting: Promise<InboxConsumerHandle> | undefined;
   let stopping: Promise<void> | undefined;
 
-  async function startOnce(): Promise<StartedHandle> {
+  async function startOnce(): Promise<InboxConsumerHandle> {
     if (abort.signal.aborted) throw stoppedError();
-    const runner = { options: resolved, store, stopSignal: abort.signal };
+    const runner = { options: resolved, store, stopSignal: abort.signal, status: tracker };
     await ensureDeadLetterTopics({
       transport,
       consumer,
@@ -106,8 +129,12 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
         timeoutMs: resolved.startupTimeoutMs,
         retry: resolved.retry,
         signal: abort.signal,
-        onWait: (error) => reportError({ logger, onError }, 'warn', error),
+        onWait: (error) => {
+          tracker.set('waiting-for-database');
+          reportError({ logger, onError }, 'warn', error);
+        },
       });
+      tracker.set('starting');
     } catch (error) {
       throw toOnceflowError(error, 'OF_UNAVAILABLE', `${component} ${consumer} could not start`, {
         retriable: true,
@@ -136,7 +163,11 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
     try {
       await transport.run((batch, control) => processBatch(runner, batch, control), {
         // A crashed Kafka consumer the transport restarted: the user hears of it like of any outage.
-        onError: (error) => reportError({ logger, onError }, 'warn', error),
+        onError: (error) => {
+          tracker.set('waiting-for-broker');
+          reportError({ logger, onError }, 'warn', error);
+        },
+        onJoined: () => tracker.set('running'),
       });
     } catch (error) {
       clearInterval(timer);
@@ -147,18 +178,21 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
         details: { consumer },
       });
     }
-    const handle = createStoppable({}, async () => {
+    const handle = createStoppable({ status: tracker.status }, async () => {
+      tracker.set('stopping');
       clearInterval(timer);
       // Processing finishes the transaction in flight, then starts no other; sleeps end at once.
       abort.abort();
       await transport.stop();
       await pruning;
+      tracker.set('stopped');
       logger.info('inbox consumer stopped');
     });
     if (abort.signal.aborted) {
       await handle.stop();
       throw stoppedError();
     }
+    tracker.set('running');
     logger.info('inbox consumer started');
     return handle;
   }
@@ -167,15 +201,25 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
     async start() {
       if (starting !== undefined) alreadyStarted(component);
       starting = startOnce();
+      // A start that failed leaves the consumer stopped, with the error that ended it.
+      starting.catch((error: unknown) =>
+        tracker.set(
+          'stopped',
+          toOnceflowError(error, 'OF_UNAVAILABLE', `${component} ${consumer} could not start`),
+        ),
+      );
       return starting;
     },
     stop() {
       stopping ??= (async () => {
+        tracker.set('stopping');
         abort.abort();
         const handle = await starting?.catch(() => undefined);
         await handle?.stop();
+        tracker.set('stopped');
       })();
       return stopping;
     },
+    status: tracker.status,
   };
 }

@@ -1,4 +1,4 @@
-export { createInboxConsumer, type InboxConsumer } from './consumer';
+export { createInboxConsumer, type InboxConsumer, type InboxConsumerHandle } from './consumer';
 export { deadLetterHeaders } from './dead-letter';
 export {
   type DeadLetterReason,

@@ -1,7 +1,19 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import {
   type BatchControl,
   backoffDelayMs,
   type InboundMessage,
+  type InboxBatchMessage,
+  type InboxDeadLetterMessage,
+  type InboxPositionAheadMessage,
+  type InboxRetryMessage,
+  type InboxTransactionMessage,
+  inboxBatchChannel,
+  inboxDeadLetterChannel,
+  inboxPositionAheadChannel,
+  inboxRetryChannel,
+  inboxTransactionChannel,
   isConnectionError,
   isOnceflowError,
   isTransientDatabaseError,
@@ -9,6 +21,7 @@ import {
   OnceflowError,
   reportError,
   resolveMessageId,
+  type StatusTracker,
   sleep,
   type TransactionalOutbox,
   type TransportBatch,
@@ -17,6 +30,13 @@ import {
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
 import { type DeadLetterReason, defaultInboxConsumerOptions, type ResolvedInboxOptions } from './options';
+
+// Published only when subscribed (hasSubscribers), so metrics cost nothing when nobody listens.
+const batchChannel = diagnosticsChannel.channel(inboxBatchChannel);
+const transactionChannel = diagnosticsChannel.channel(inboxTransactionChannel);
+const retryChannel = diagnosticsChannel.channel(inboxRetryChannel);
+const deadLetterChannel = diagnosticsChannel.channel(inboxDeadLetterChannel);
+const positionAheadChannel = diagnosticsChannel.channel(inboxPositionAheadChannel);
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
 interface Entry {
@@ -42,6 +62,8 @@ export interface BatchRunner<Ctx extends { outbox: TransactionalOutbox }> {
   store: InboxStore<Ctx>;
   /** Aborted when the consumer stops. */
   stopSignal: AbortSignal;
+  /** The consumer's state, for `status()`: told of database outages and of commits. */
+  status?: StatusTracker;
 }
 
 function toEntries(
@@ -187,7 +209,12 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     error: unknown,
     attempts: number,
   ): OnceflowError {
-    const details = { ...whereIs(entry.message), attempts, deadLetterTopic: options.deadLetterTopic(topic) };
+    const details = {
+      ...whereIs(entry.message),
+      attempts,
+      reason,
+      deadLetterTopic: options.deadLetterTopic(topic),
+    };
     if (reason === 'invalid-id')
       return new OnceflowError(
         'OF_INVALID_MESSAGE_ID',
@@ -226,6 +253,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   async function runTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
+    const startedAt = performance.now();
     let tx: InboxTransaction<Ctx>;
     try {
       tx = await store.begin();
@@ -288,6 +316,8 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       await flush();
       current = undefined;
       await tx.commit();
+      if (transactionChannel.hasSubscribers || deadLetterChannel.hasSubscribers)
+        publishCommitted(entries, claim, deadLettered, performance.now() - startedAt);
       for (const report of deadLettered)
         reportError(
           { logger: options.logger, onError: options.onError },
@@ -297,8 +327,54 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       return { ok: true, claim };
     } catch (error) {
       await tx.rollback();
+      if (transactionChannel.hasSubscribers)
+        transactionChannel.publish({
+          consumer: options.consumer,
+          topic,
+          partition,
+          outcome: 'rolled-back',
+          messages: entries.length,
+          processed: 0,
+          duplicates: 0,
+          deadLettered: 0,
+          durationMs: performance.now() - startedAt,
+        } satisfies InboxTransactionMessage);
       return { ok: false, error, failedIndex: notTheMessage(tx, error) ? undefined : current };
     }
+  }
+
+  /** Publishes a committed transaction and its dead letters on the metrics channels. */
+  function publishCommitted(
+    entries: Entry[],
+    claim: InboxClaim,
+    deadLettered: readonly OnceflowError[],
+    durationMs: number,
+  ): void {
+    let fresh = 0;
+    for (const entry of entries) if (claim.fresh.has(entry.message.offset)) fresh++;
+    if (transactionChannel.hasSubscribers)
+      transactionChannel.publish({
+        consumer: options.consumer,
+        topic,
+        partition,
+        outcome: 'committed',
+        messages: entries.length,
+        processed: fresh - deadLettered.length,
+        duplicates: entries.length - fresh,
+        deadLettered: deadLettered.length,
+        durationMs,
+      } satisfies InboxTransactionMessage);
+    if (deadLetterChannel.hasSubscribers)
+      for (const { details } of deadLettered)
+        deadLetterChannel.publish({
+          consumer: options.consumer,
+          topic,
+          partition,
+          offset: String(details.offset),
+          messageId: String(details.messageId),
+          reason: String(details.reason),
+          attempts: Number(details.attempts),
+        } satisfies InboxDeadLetterMessage);
   }
 
   // Broker offsets are committed once per batch (and when it ends early), always after the database
@@ -314,6 +390,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       : BigInt(batch.highWatermark);
 
   function committed(entries: Entry[], claim: InboxClaim): void {
+    runner.status?.set('running');
     const prior = BigInt(claim.priorNextOffset);
     if (highWatermark !== undefined && prior > highWatermark) {
       // No consumer can have read past the high watermark, so this position was taken on another log.
@@ -363,6 +440,16 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       logEnd: log.end,
       policy: options.onPositionAhead,
     };
+    if (positionAheadChannel.hasSubscribers)
+      positionAheadChannel.publish({
+        consumer: options.consumer,
+        topic,
+        partition,
+        storedPosition: details.storedPosition,
+        logStart: log.start,
+        logEnd: log.end,
+        policy: options.onPositionAhead,
+      } satisfies InboxPositionAheadMessage);
     if (options.onPositionAhead === 'fail') {
       control.pause!();
       const schema =
@@ -443,6 +530,16 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
             },
           );
     reportError({ logger: options.logger, onError: options.onError }, 'warn', failure);
+    // An outage (not a lost race) makes the consumer wait for its database until a commit succeeds.
+    if (attempts === 0 && !isTransientDatabaseError(error))
+      runner.status?.set('waiting-for-database', failure);
+    if (retryChannel.hasSubscribers)
+      retryChannel.publish({
+        ...whereIs(message),
+        cause: attempts > 0 ? 'handler' : 'database',
+        attempts,
+        code: failure.code,
+      } satisfies InboxRetryMessage);
   }
 
   /** Runs `entries` in as few transactions as possible; false when interrupted. */
@@ -508,6 +605,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     }
   }
 
+  const batchStartedAt = performance.now();
   const entries = toEntries(batch, options as ResolvedInboxOptions<{ outbox: TransactionalOutbox }>);
   const size = options.mode === 'batch' ? options.batchSize : 1;
   try {
@@ -525,6 +623,22 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     if (heartbeats !== undefined) clearInterval(heartbeats);
     if (ahead === undefined) await commitOffsets();
     else await positionAhead(ahead, entries[0]!.message.offset);
+    if (batchChannel.hasSubscribers) {
+      const lag =
+        batch.highWatermark === undefined || doneUpTo === undefined
+          ? undefined
+          : Number(BigInt(batch.highWatermark) - doneUpTo);
+      batchChannel.publish({
+        consumer: options.consumer,
+        topic,
+        partition,
+        messages: batch.messages.length,
+        durationMs: performance.now() - batchStartedAt,
+        nextOffset: doneUpTo?.toString(),
+        highWatermark: batch.highWatermark,
+        lag: lag === undefined ? undefined : Math.max(0, lag),
+      } satisfies InboxBatchMessage);
+    }
   }
 }
 

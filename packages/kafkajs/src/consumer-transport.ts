@@ -348,6 +348,11 @@ export function createKafkajsConsumerTransport(options: KafkajsConsumerTransport
       // A successful join resets the restart backoff.
       created.on(created.events.GROUP_JOIN, () => {
         crashes = 0;
+        try {
+          reporter?.onJoined?.();
+        } catch {
+          // A failing reporter must not stop the consumer.
+        }
       });
 
       await created.connect();

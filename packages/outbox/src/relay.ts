@@ -1,18 +1,26 @@
 import { randomUUID } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   alreadyStarted,
+  type ComponentStatus,
+  createStatusTracker,
   createStoppable,
+  isConnectionError,
   isOnceflowError,
   OnceflowError,
+  type RelayBacklogMessage,
+  relayBacklogChannel,
   reportError,
   type StartedHandle,
+  type StatusTracker,
   sleep,
   toOnceflowError,
   waitForService,
 } from '@onceflow/core';
 import { type AcquiredLane, type LaneLease, missingPoolErrorListener } from '@onceflow/postgres';
+import { instrumentRelay } from './diagnostics';
 import { type OutboxRelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options';
 import { PublishLoop, type RelayOperation } from './publish-loop';
 
@@ -22,6 +30,8 @@ export interface OutboxRelayHandle extends StartedHandle {
   readonly relayId: string;
   /** Lanes this relay publishes right now, ascending. */
   ownedLanes(): number[];
+  /** Where the relay is in its life, for health and readiness probes; see {@link OutboxRelay.status}. */
+  status(): ComponentStatus;
 }
 
 /** A configured relay, not yet started. */
@@ -39,11 +49,20 @@ export interface OutboxRelay {
    * OF_STOPPED), or does what the started handle's `stop()` does. Idempotent.
    */
   stop(): Promise<void>;
+  /**
+   * Where the relay is in its life: `starting`, `waiting-for-database` while Postgres cannot be
+   * reached (at start, or later until a lease renewal succeeds again), `waiting-for-broker` while
+   * Kafka cannot be reached (until a publisher opens or a publish succeeds again), `running`,
+   * `stopping`, `stopped` (also after a start that failed); with the last error reported.
+   */
+  status(): ComponentStatus;
 }
 
 /** What the relay says while it waits for an unreachable database at start. */
 const startupHint =
   "Check that it runs and accepts connections at that address, and that the pool's connection settings are right; startupTimeoutMs bounds this wait.";
+
+const backlogChannel = diagnosticsChannel.channel(relayBacklogChannel);
 
 function notify(call: () => void): void {
   try {
@@ -63,6 +82,14 @@ function notify(call: () => void): void {
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const resolved = resolveRelayOptions(options);
+  const relayId = resolved.relayId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const tracker = createStatusTracker('outbox relay', relayId);
+  // Every error reported is the status's last error too.
+  const { onError } = resolved;
+  resolved.onError = (error) => {
+    tracker.error(error);
+    onError?.(error);
+  };
   // A pool whose idle connections may break without a listener would end the process: say so now.
   if (options.pool !== undefined) {
     const warning = missingPoolErrorListener(options.pool, 'outbox relay');
@@ -81,31 +108,42 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   return {
     async start() {
       if (starting !== undefined) alreadyStarted('createOutboxRelay');
-      starting = startRelay(resolved, abort.signal);
+      starting = startRelay(instrumentRelay(resolved, relayId, tracker), abort.signal, relayId, tracker);
+      // A start that failed leaves the relay stopped, with the error that ended it.
+      starting.catch((error: unknown) =>
+        tracker.set('stopped', toOnceflowError(error, 'OF_UNAVAILABLE', 'outbox relay could not start')),
+      );
       return starting;
     },
     stop() {
       stopping ??= (async () => {
+        tracker.set('stopping');
         abort.abort();
         const handle = await starting?.catch(() => undefined);
         await handle?.stop();
+        tracker.set('stopped');
       })();
       return stopping;
     },
+    status: tracker.status,
   };
 }
 
 async function startRelay(
   options: ResolvedRelayOptions,
   stopSignal: AbortSignal,
+  relayId: string,
+  tracker: StatusTracker,
 ): Promise<OutboxRelayHandle> {
   const stopped = (): OnceflowError =>
     new OnceflowError('OF_STOPPED', 'outbox relay: stop() was called before start() finished');
   if (stopSignal.aborted) throw stopped();
-  const relayId = options.relayId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const { store, schema, leaseMs, observer, transport, retry } = options;
   const logger = options.logger.child({ relayId });
-  const report = (operation: RelayOperation, error: unknown): void =>
+  const report = (operation: RelayOperation, error: unknown): void => {
+    // A lost database connection (the publisher's failures are the transport's to tell) makes the
+    // relay wait for its database until a lease renewal succeeds again.
+    if (!isOnceflowError(error) && isConnectionError(error)) tracker.set('waiting-for-database');
     reportError(
       { logger, onError: options.onError },
       'warn',
@@ -114,6 +152,7 @@ async function startRelay(
         details: { operation, relayId },
       }),
     );
+  };
   const fencingId = `${options.fencingIdPrefix}${relayId}`;
   const abort = new AbortController();
   const { signal } = abort;
@@ -206,17 +245,36 @@ async function startRelay(
     while (!signal.aborted) {
       await sleep(options.heartbeatIntervalMs, signal);
       if (signal.aborted) return;
-      await tick().catch((error: unknown) => report('heartbeat', error));
+      await tick().then(
+        () => {
+          if (tracker.state === 'waiting-for-database') tracker.set('running');
+        },
+        (error: unknown) => report('heartbeat', error),
+      );
     }
   };
 
   const metricsLoop = async (): Promise<void> => {
-    if (options.metricsIntervalMs === 0 || !observer.onBacklog) return;
+    if (options.metricsIntervalMs === 0) return;
     while (!signal.aborted) {
-      await store.status().then(
-        (status) => notify(() => observer.onBacklog?.(status)),
-        (error: unknown) => report('metrics', error),
-      );
+      // Read only when someone wants it: an observer, or a subscriber that may have come since.
+      if (observer.onBacklog !== undefined || backlogChannel.hasSubscribers)
+        await store.status().then(
+          (status) => {
+            notify(() => observer.onBacklog?.(status));
+            if (backlogChannel.hasSubscribers)
+              backlogChannel.publish({
+                schema,
+                relayId,
+                backlog: status.backlog,
+                oldestAgeMs: status.oldestAgeMs,
+                parked: status.parked,
+                liveRelays: status.liveRelays,
+                ownedLanes: loop.lanes().length,
+              } satisfies RelayBacklogMessage);
+          },
+          (error: unknown) => report('metrics', error),
+        );
       await sleep(options.metricsIntervalMs, signal);
     }
   };
@@ -230,7 +288,8 @@ async function startRelay(
       retry,
       signal: stopSignal,
       // Each wait says so, tagged as the start's, so that it never looks like a hang.
-      onWait: (error) =>
+      onWait: (error) => {
+        tracker.set('waiting-for-database');
         reportError(
           { logger, onError: options.onError },
           'warn',
@@ -239,7 +298,8 @@ async function startRelay(
             cause: error.cause,
             details: { ...error.details, operation: 'startup', relayId },
           }),
-        ),
+        );
+      },
     });
   } catch (error) {
     abort.abort();
@@ -282,14 +342,17 @@ async function startRelay(
     // Each loop handles its own failures; whatever escapes is reported, never left unhandled.
     (error: unknown) => report('run', error),
   );
+  tracker.set('running');
   logger.info({ schema, lanes: loop.lanes() }, 'outbox relay started');
 
   return createStoppable(
     {
       relayId,
       ownedLanes: () => loop.lanes(),
+      status: tracker.status,
     },
     async () => {
+      tracker.set('stopping');
       stopSignal.removeEventListener('abort', onStop);
       abort.abort();
       await background;
@@ -299,6 +362,7 @@ async function startRelay(
       for (const lease of stopping) notify(() => observer.onLaneReleased?.(lease.lane, 'released'));
       await store.unregister(relayId).catch(() => undefined);
       await options.transport.close().catch(() => undefined);
+      tracker.set('stopped');
       logger.info('outbox relay stopped');
     },
   );
