@@ -1,4 +1,4 @@
-import { isOnceflowError } from '@onceflow/core';
+import { type ComponentStatus, isOnceflowError } from '@onceflow/core';
 import type { Command } from 'commander';
 import {
   type CliIo,
@@ -30,6 +30,25 @@ interface RelayCommandOptions {
   logLevel: LogLevel;
   connectTimeoutMs: number;
   startupTimeoutMs?: number;
+  metricsPort?: number;
+  metricsHost: string;
+}
+
+/** Registers onceflow's and the process's metrics in a registry of their own and serves them. */
+async function serveMetrics(port: number, host: string, status: () => ComponentStatus) {
+  const [{ Registry, collectDefaultMetrics }, { registerOnceflowMetrics }, { startMetricsServer }] =
+    await Promise.all([import('prom-client'), import('@onceflow/prometheus'), import('../metrics-server')]);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const onceflow = registerOnceflowMetrics({ registry });
+  const server = await startMetricsServer({ port, host, registry, status });
+  return {
+    url: server.url,
+    close: async () => {
+      await server.close();
+      onceflow.stop();
+    },
+  };
 }
 
 /** `onceflow relay`: publishes the outbox to Kafka until SIGTERM or SIGINT. */
@@ -56,6 +75,12 @@ export function relayCommand(program: Command, io: CliIo): void {
       'give up when Postgres cannot be reached for this long at start (default: keep trying)',
       nonNegativeInteger,
     )
+    .option(
+      '--metrics-port <port>',
+      'serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free port)',
+      nonNegativeInteger,
+    )
+    .option('--metrics-host <host>', 'address the metrics server listens on', '127.0.0.1')
     .addOption(logLevelOption())
     .action(async (options: RelayCommandOptions) => {
       const url = databaseUrl(options, io);
@@ -73,6 +98,7 @@ export function relayCommand(program: Command, io: CliIo): void {
       const kafka = new Kafka({ ...kafkaConfig, logCreator: createKafkajsLogCreator(logger) });
       let published = 0;
       const signal = waitForSignal();
+      let metrics: { url: string; close(): Promise<void> } | undefined;
       try {
         const relay = createOutboxRelay({
           pool,
@@ -99,6 +125,10 @@ export function relayCommand(program: Command, io: CliIo): void {
             onLaneReleased: (lane, reason) => io.out(`lane ${lane} ${reason}`),
           },
         });
+        if (options.metricsPort !== undefined) {
+          metrics = await serveMetrics(options.metricsPort, options.metricsHost, relay.status);
+          io.out(`metrics on ${metrics.url}/metrics, health on /healthz and /readyz`);
+        }
         // A signal also ends a start still waiting for Postgres.
         const stopped = signal.then(async (received) => {
           io.out(`${received}, stopping`);
@@ -117,6 +147,7 @@ export function relayCommand(program: Command, io: CliIo): void {
         await stopped;
         io.out(`relay stopped after publishing ${published} events`);
       } finally {
+        await metrics?.close();
         await pool.end();
       }
     });

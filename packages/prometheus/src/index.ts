@@ -1,0 +1,8 @@
+export {
+  defaultOnceflowMetricsOptions,
+  type OnceflowMetricName,
+  type OnceflowMetrics,
+  type OnceflowMetricsOptions,
+  onceflowMetricDefinitions,
+  registerOnceflowMetrics,
+} from './register';
