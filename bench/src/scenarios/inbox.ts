@@ -90,7 +90,23 @@ export async function runInboxGroup(ctx: BenchContext): Promise<void> {
   if (after !== written)
     ctx.notes.push(`duplicates check failed: the replay added ${after - written} effect rows`);
 
+  // The same run with onceflow's Prometheus metrics registered, between two runs without (fresh dedup
+  // namespaces each), so that a drift of the machine over time weighs on both sides alike.
+  const withMetrics = await consume(ctx, 'inbox-consumer', fresh, 'inbox-metrics', 'server', {
+    consumerName: `${ctx.runId}-inbox-metrics`,
+    inboxHandler: 'batch',
+    metrics: true,
+  });
+  const withoutAgain = await consume(ctx, 'inbox-consumer', fresh, 'inbox-no-metrics', 'server', {
+    consumerName: `${ctx.runId}-inbox-no-metrics`,
+    inboxHandler: 'batch',
+  });
+  const without = (inbox.msgsPerS + withoutAgain.msgsPerS) / 2;
+
   results.raw_consume_msgs_per_s = round(raw.msgsPerS);
+  results.inbox_metrics_msgs_per_s = round(withMetrics.msgsPerS);
+  // Time with metrics over time without: 1.0 is no overhead, 1.05 is 5 % more time.
+  results.inbox_metrics_overhead_ratio = round(without / withMetrics.msgsPerS, 3);
   results.naive_dedup_msgs_per_s = round(naive.msgsPerS);
   results.inbox_batch_msgs_per_s = round(inbox.msgsPerS);
   results.inbox_batch_per_msg_handler_msgs_per_s = round(perMessage.msgsPerS);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { TransactionContext } from '@onceflow/postgres';
+import { registerOnceflowMetrics } from '@onceflow/prometheus';
 import {
   executeTransaction,
   getDisabledLogger,
@@ -8,6 +9,7 @@ import {
   initializePollingMessageListener,
   type PollingListenerConfig,
 } from 'pg-transactional-outbox';
+import { Registry } from 'prom-client';
 import {
   benchKafka,
   benchPool,
@@ -36,6 +38,8 @@ export interface ConsumerParams extends WorkerParams {
    * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call.
    */
   inboxHandler?: 'batch' | 'per-message';
+  /** Register onceflow's Prometheus metrics in the worker (the engine then publishes its channels). */
+  metrics?: boolean;
 }
 
 /** What a consumer worker reports. */
@@ -142,6 +146,7 @@ export async function naiveConsumer(): Promise<void> {
  */
 export async function inboxConsumer(): Promise<void> {
   const p = workerParams<ConsumerParams>();
+  if (p.metrics) registerOnceflowMetrics({ registry: new Registry() });
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 2);
   const timings: QueryTimings = {};

@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { createOutboxRelay } from '@onceflow/kafkajs';
+import { registerOnceflowMetrics } from '@onceflow/prometheus';
 import {
   getDisabledLogger,
   initializePollingMessageListener,
   type PollingListenerConfig,
 } from 'pg-transactional-outbox';
+import { Registry } from 'prom-client';
 import {
   benchKafka,
   benchPool,
@@ -29,6 +31,8 @@ export interface RelayParams extends WorkerParams {
   peerTable?: string;
   peerFunction?: string;
   batchSize?: number;
+  /** Register onceflow's Prometheus metrics in the worker, with backlog reads every 5 s as by default. */
+  metrics?: boolean;
 }
 
 /** What a relay worker reports. */
@@ -51,6 +55,7 @@ function report(events: number, startedAt: number, doneAt: number): never {
  */
 export async function onceflowRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
+  if (p.metrics) registerOnceflowMetrics({ registry: new Registry() });
   const pool = benchPool(p, p.syncCommit, 24);
   const timings: QueryTimings = {};
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
@@ -65,7 +70,7 @@ export async function onceflowRelay(): Promise<void> {
     pool,
     kafka: benchKafka(p, 'onceflow-bench-relay'),
     schema: p.schema,
-    metricsIntervalMs: 0,
+    metricsIntervalMs: p.metrics ? 5_000 : 0,
     observer: {
       onPublished: (batch) => {
         published += batch.count;
