@@ -6,6 +6,7 @@ import * as core from '@onceflow/core';
 import * as http from '@onceflow/http';
 import * as inbox from '@onceflow/inbox';
 import * as kafkajs from '@onceflow/kafkajs';
+import * as otelMetrics from '@onceflow/otel-metrics';
 import * as outbox from '@onceflow/outbox';
 import * as postgres from '@onceflow/postgres';
 import * as prometheus from '@onceflow/prometheus';
@@ -286,6 +287,11 @@ const surface = {
       'ResumeOutcome',
       'RouteSpec',
     ],
+  },
+  '@onceflow/otel-metrics': {
+    module: otelMetrics,
+    values: ['onceflowOtelInstruments', 'registerOnceflowOtelMetrics'],
+    types: ['OnceflowOtelMetrics', 'OnceflowOtelMetricsOptions'],
   },
   '@onceflow/prometheus': {
     module: prometheus,

@@ -9,7 +9,9 @@ import {
   statusChannel,
 } from '@onceflow/core';
 import { createInboxConsumer, createKafkajsLogCreator } from '@onceflow/kafkajs';
+import { registerOnceflowOtelMetrics } from '@onceflow/otel-metrics';
 import { registerOnceflowMetrics } from '@onceflow/prometheus';
+import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Kafka } from 'kafkajs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -53,6 +55,36 @@ async function metricValue(
     .reduce((sum, value) => sum + value.value, 0);
 }
 
+/** An OpenTelemetry reader the test collects from. */
+class CollectingReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The summed value of the OpenTelemetry counter `name` over the points whose attributes include `attributes`. */
+async function otelSum(
+  reader: CollectingReader,
+  name: string,
+  attributes: Record<string, string>,
+): Promise<number> {
+  const { resourceMetrics } = await reader.collect();
+  let total = 0;
+  for (const scope of resourceMetrics.scopeMetrics)
+    for (const metric of scope.metrics)
+      if (metric.descriptor.name === name)
+        for (const point of metric.dataPoints as { attributes: Record<string, unknown>; value: unknown }[])
+          if (Object.entries(attributes).every(([key, wanted]) => String(point.attributes[key]) === wanted))
+            total += Number(point.value);
+  return total;
+}
+
 interface Entry {
   level: string;
   message: string;
@@ -82,9 +114,12 @@ function capturingLogger(entries: Entry[], bindings: Record<string, unknown> = {
 }
 
 describe('observing the inbox consumer and the relay', () => {
-  it('after 100 messages, 20 duplicates, 2 poison messages and 1 without an id, the Prometheus counters say exactly so, and the relay counts the dead letters it published', async () => {
+  it('after 100 messages, 20 duplicates, 2 poison messages and 1 without an id, the Prometheus and OpenTelemetry counters say exactly so, and the relay counts the dead letters it published', async () => {
     const registry = new Registry();
     using _metrics = registerOnceflowMetrics({ registry });
+    const reader = new CollectingReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    using _otel = registerOnceflowOtelMetrics({ meter: provider.getMeter('observability-test') });
     const topic = uniqueName('obs_metrics');
     const consumer = uniqueName('c');
     await createTopic(topic, 1);
@@ -188,6 +223,14 @@ describe('observing the inbox consumer and the relay', () => {
     expect(text).toContain(
       `onceflow_inbox_duplicates_skipped_total{consumer="${consumer}",topic="${topic}"} 20`,
     );
+    // The OpenTelemetry adapter, subscribed to the same channels, says the same.
+    const attributes = { 'onceflow.consumer': consumer, 'messaging.destination.name': topic };
+    expect(await otelSum(reader, 'onceflow.inbox.messages.processed', attributes)).toBe(100);
+    expect(await otelSum(reader, 'onceflow.inbox.duplicates.skipped', attributes)).toBe(20);
+    expect(await otelSum(reader, 'onceflow.relay.events.published', { 'onceflow.schema': db.schema })).toBe(
+      3,
+    );
+    await provider.shutdown();
   });
 
   it('status() follows the consumer from waiting for its database through running to stopped, and tells the diagnostics channel', async () => {

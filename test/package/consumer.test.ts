@@ -19,11 +19,23 @@ import { type DocPlanContext, type DocProcess, docPlans } from './doc-plans';
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const packageNames = ['core', 'postgres', 'inbox', 'outbox', 'kafkajs', 'http', 'prometheus', 'cli'] as const;
+const packageNames = [
+  'core',
+  'postgres',
+  'inbox',
+  'outbox',
+  'kafkajs',
+  'http',
+  'prometheus',
+  'otel-metrics',
+  'cli',
+] as const;
 
 /** Versions the consumer project installs beside the tarballs; kafkajs 2.2.3 proves the peer range. */
 const consumerDependencies = {
   kafkajs: '2.2.3',
+  '@opentelemetry/api': '1.10.0',
+  'prom-client': '15.1.3',
   pg: '8.23.1',
   'drizzle-orm': '0.45.4',
   fastify: '5.12.8',

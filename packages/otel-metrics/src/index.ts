@@ -1,0 +1,6 @@
+export {
+  type OnceflowOtelMetrics,
+  type OnceflowOtelMetricsOptions,
+  onceflowOtelInstruments,
+  registerOnceflowOtelMetrics,
+} from './register';
