@@ -1,5 +1,5 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
-import { readyPrefix, resultPrefix } from '../child';
+import { readyPrefix, resultPrefix } from './lines';
 import { nowMs, type Services } from '../shared';
 
 /** Parameters every worker gets. */
