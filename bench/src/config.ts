@@ -15,6 +15,8 @@ export interface BenchConfig {
   partitions: number;
   /** Distinct keys of the produced messages and outbox events. */
   keys: number;
+  /** Messages of the hot-rows scenario (each one update of a row, so fewer than `messages`). */
+  hotRowsMessages: number;
   /** Most messages the one-transaction-per-message baselines process before they stop (they are slow). */
   naiveMessages: number;
   /** Outbox backlog drained by one relay. */
@@ -28,6 +30,8 @@ export interface BenchConfig {
    * (`relay_latency_warmup_p99_ms`), since a just-started Node process runs its hot paths unoptimised.
    */
   latencyWarmupSeconds: number;
+  /** Offered loads of the relay latency runs, events per second (one run, one fresh relay each). */
+  latencyRates: number[];
   /** Length of each HTTP load run, in seconds. */
   httpSeconds: number;
   /** Concurrent HTTP connections of the load generator. */
@@ -47,10 +51,12 @@ const full: Omit<BenchConfig, 'groups'> = {
   partitions: 6,
   keys: 1000,
   naiveMessages: 6_000,
+  hotRowsMessages: 20_000,
   relayEvents: 60_000,
   relayNaiveEvents: 3_000,
   latencySeconds: 15,
   latencyWarmupSeconds: 5,
+  latencyRates: [1_000, 5_000, 10_000],
   httpSeconds: 10,
   httpConnections: 16,
   peerMessages: 3_000,
@@ -63,10 +69,11 @@ const quick: Omit<BenchConfig, 'groups'> = {
   mode: 'quick',
   messages: 10_000,
   naiveMessages: 1_500,
+  hotRowsMessages: 3_000,
   relayEvents: 10_000,
   relayNaiveEvents: 800,
-  latencySeconds: 5,
-  latencyWarmupSeconds: 2,
+  latencySeconds: 3,
+  latencyWarmupSeconds: 1,
   httpSeconds: 3,
   peerMessages: 600,
   syncOff: false,
