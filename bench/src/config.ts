@@ -1,5 +1,5 @@
 /** The scenario groups `--only` accepts. */
-export const benchGroups = ['inbox', 'relay', 'http', 'peer'] as const;
+export const benchGroups = ['inbox', 'hot-rows', 'relay', 'http', 'peer', 'scaling', 'recovery', 'pipeline'] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
 
@@ -38,6 +38,10 @@ export interface BenchConfig {
   httpConnections: number;
   /** Messages / events given to the peer library (its throughput is far lower, so it gets fewer). */
   peerMessages: number;
+  /** Orders the pipeline scenario places. */
+  pipelineOrders: number;
+  /** Orders per second the pipeline scenario offers (a rate its consumers keep up with). */
+  pipelineRate: number;
   /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
@@ -60,6 +64,8 @@ const full: Omit<BenchConfig, 'groups'> = {
   httpSeconds: 10,
   httpConnections: 16,
   peerMessages: 3_000,
+  pipelineOrders: 3_000,
+  pipelineRate: 100,
   syncOff: true,
   consumerConcurrency: 3,
 };
@@ -76,10 +82,12 @@ const quick: Omit<BenchConfig, 'groups'> = {
   latencyWarmupSeconds: 1,
   httpSeconds: 3,
   peerMessages: 600,
+  pipelineOrders: 300,
+  pipelineRate: 50,
   syncOff: false,
 };
 
-/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer` (repeatable or comma-separated). */
+/** Parses `pnpm bench` flags: `--quick`, `--only <group>` (one of {@link benchGroups}; repeatable or comma-separated). */
 export function parseArgs(argv: readonly string[]): BenchConfig {
   let quickRun = false;
   const groups: BenchGroup[] = [];

@@ -17,7 +17,14 @@ import {
   type SyncCommit,
   summarizeTimings,
 } from '../shared';
-import { announceReady, finishWith, observeConsumers, type WorkerParams, workerParams } from './protocol';
+import {
+  announceReady,
+  finishWith,
+  observeConsumers,
+  terminated,
+  type WorkerParams,
+  workerParams,
+} from './protocol';
 
 /** Parameters of the consumer workers. */
 export interface ConsumerParams extends WorkerParams {
@@ -33,9 +40,17 @@ export interface ConsumerParams extends WorkerParams {
   consumerName?: string;
   /**
    * The inbox consumer's handler: `batch` (default) writes the effect rows of a batch's new messages
-   * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call.
+   * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call;
+   * `hot-rows` is a batch handler that, per message in order, adds 1 to one of the 10 rows of
+   * `hot_rows` (message number mod 10), and `distinct-rows` the same on the message's own row of
+   * `distinct_rows` (no two messages share a row).
    */
-  inboxHandler?: 'batch' | 'per-message';
+  inboxHandler?: 'batch' | 'per-message' | 'hot-rows' | 'distinct-rows';
+  /**
+   * Run until SIGTERM instead of until every partition reached its end offset: one of several
+   * members of a group, whose progress the harness reads from the database.
+   */
+  untilTerminated?: boolean;
 }
 
 /** What a consumer worker reports. */
@@ -46,6 +61,11 @@ export interface ConsumerResult {
   /** Effect rows this worker's handler wrote (a check that the work was really done). */
   effects: number;
   peakRssMb: number;
+  /**
+   * Inbox consumers: transactions rolled back and retried, by the SQLSTATE the report named
+   * (`none` when it named none), from the errors the consumer reported.
+   */
+  rollbacks?: Record<string, number>;
 }
 
 function report(
@@ -53,9 +73,21 @@ function report(
   startedAt: number | undefined,
   doneAt: number | undefined,
   effects: number,
+  extra: Record<string, unknown> = {},
 ): never {
   const elapsedMs = (doneAt ?? nowMs()) - (startedAt ?? nowMs());
-  finishWith({ messages, elapsedMs, msgsPerS: elapsedMs > 0 ? (messages / elapsedMs) * 1000 : 0, effects });
+  finishWith({
+    messages,
+    elapsedMs,
+    msgsPerS: elapsedMs > 0 ? (messages / elapsedMs) * 1000 : 0,
+    effects,
+    ...extra,
+  });
+}
+
+/** The number of a bench message, from its id (`<run>-<8 digits>`). */
+function messageNumber(id: string): number {
+  return Number(id.slice(-8));
 }
 
 /** kafkajs `eachBatch` that does nothing: the ceiling of any consumer on this machine. */
@@ -162,8 +194,11 @@ export async function inboxConsumer(): Promise<void> {
     // The bench never dead-letters; a missing dead-letter topic must not stop it.
     onMissingDeadLetterTopic: 'ignore' as const,
   };
+  const rollbacks: Record<string, number> = {};
+  const kind = p.inboxHandler ?? 'batch';
+  const rowTable = `"${p.schema}".${kind === 'hot-rows' ? 'hot_rows' : 'distinct_rows'}`;
   const inbox =
-    (p.inboxHandler ?? 'batch') === 'batch'
+    kind === 'batch'
       ? createInboxConsumer({
           ...common,
           handleBatch: async (messages, context: TransactionContext) => {
@@ -183,31 +218,52 @@ export async function inboxConsumer(): Promise<void> {
             effects += messages.length;
           },
         })
-      : createInboxConsumer({
-          ...common,
-          handler: async (message, context: TransactionContext) => {
-            await context.client.query(
-              `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
-              [
-                consumerName,
-                message.id,
-                message.topic,
-                message.partition,
-                message.offset,
-                message.value?.length ?? 0,
-              ],
-            );
-            effects++;
-          },
-        });
+      : kind === 'hot-rows' || kind === 'distinct-rows'
+        ? createInboxConsumer({
+            ...common,
+            // The way a handler is commonly written: one update per message, in message order.
+            handleBatch: async (messages, context: TransactionContext) => {
+              for (const message of messages) {
+                const n = messageNumber(message.id);
+                await context.client.query(`UPDATE ${rowTable} SET n = n + 1 WHERE k = $1`, [
+                  kind === 'hot-rows' ? n % 10 : n,
+                ]);
+              }
+              effects += messages.length;
+            },
+            onError: (error) => {
+              // Transaction failures name the message they were at; startup warnings do not.
+              if (error.details.offset === undefined) return;
+              const state = typeof error.details.sqlState === 'string' ? error.details.sqlState : 'none';
+              rollbacks[state] = (rollbacks[state] ?? 0) + 1;
+              if (process.env.BENCH_VERBOSE === '1') console.error(error.message);
+            },
+          })
+        : createInboxConsumer({
+            ...common,
+            handler: async (message, context: TransactionContext) => {
+              await context.client.query(
+                `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+                [
+                  consumerName,
+                  message.id,
+                  message.topic,
+                  message.partition,
+                  message.offset,
+                  message.value?.length ?? 0,
+                ],
+              );
+              effects++;
+            },
+          });
   const handle = await inbox.start();
   announceReady();
-  await progress.done;
+  await (p.untilTerminated ? terminated() : progress.done);
   await handle.stop();
   await pool.end();
   if (process.env.BENCH_QUERY_TIMING === '1')
     console.error(JSON.stringify(summarizeTimings(timings), null, 1));
-  report(progress.messages, progress.joinedAt, progress.doneAt, effects);
+  report(progress.messages, progress.joinedAt, progress.doneAt, effects, { rollbacks });
 }
 
 /** A deterministic UUID for a message id: the peer keys its inbox by UUID. */
