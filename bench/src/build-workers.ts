@@ -48,7 +48,9 @@ export async function buildWorkers(): Promise<string> {
     plugins: [externalPackages],
     logLevel: 'error',
     // Bundled CommonJS code (none expected) would need require(); give the module one.
-    banner: { js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);",
+    },
   });
   return builtWorkerEntry;
 }

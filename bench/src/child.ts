@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { builtWorkerEntry, buildWorkers } from './build-workers';
+import { buildWorkers, builtWorkerEntry } from './build-workers';
 import { readyPrefix, resultPrefix } from './workers/lines';
 
 export { buildWorkers, readyPrefix, resultPrefix };
@@ -28,14 +28,10 @@ export function spawnWorker<R>(kind: string, params: Record<string, unknown>): W
   const profileDir = process.env.BENCH_CPU_PROF;
   // Default profile names carry the pid and thread id: the loader thread writes its own profile.
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, builtWorkerEntry, kind],
-    {
-      env: { ...process.env, BENCH_PARAMS: JSON.stringify(params) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...nodeArgs, builtWorkerEntry, kind], {
+    env: { ...process.env, BENCH_PARAMS: JSON.stringify(params) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let buffered = '';
   const lineWaiters: Array<{ prefix: string; resolve: (json: unknown) => void }> = [];

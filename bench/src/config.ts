@@ -1,5 +1,14 @@
 /** The scenario groups `--only` accepts. */
-export const benchGroups = ['inbox', 'hot-rows', 'relay', 'http', 'peer', 'scaling', 'recovery', 'pipeline'] as const;
+export const benchGroups = [
+  'inbox',
+  'hot-rows',
+  'relay',
+  'http',
+  'peer',
+  'scaling',
+  'recovery',
+  'pipeline',
+] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
 

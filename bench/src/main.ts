@@ -34,7 +34,9 @@ async function main(): Promise<number> {
   const started = new Date();
   const t0 = Date.now();
   await buildWorkers();
-  log(`workers: built into one JavaScript bundle in ${Date.now() - t0} ms (they run without a TypeScript loader)`);
+  log(
+    `workers: built into one JavaScript bundle in ${Date.now() - t0} ms (they run without a TypeScript loader)`,
+  );
   const stack = await ensureStack({ log: (line) => log(`stack: ${line}`) });
   const services = { brokers: stack.kafka.brokers, databaseUrl: stack.postgres.url };
   const runId = `bench_${started.getTime().toString(36)}${randomBytes(2).toString('hex')}`;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDemo } from '../../../examples/order-pipeline/src/run-demo';
-import { type BenchContext, round } from '../context';
+import type { BenchContext } from '../context';
 
 /**
  * The order pipeline of examples/order-pipeline (API, relay, payments, fulfilment, notifications, five
@@ -31,7 +31,9 @@ export async function runPipelineGroup(ctx: BenchContext): Promise<void> {
     const { latencyMs, rows } = report.verification;
     const failed = rows.filter((row) => !row.pass);
     if (failed.length > 0)
-      ctx.notes.push(`pipeline: verification failed: ${failed.map((row) => `${row.check}: ${row.actual}`).join('; ')}`);
+      ctx.notes.push(
+        `pipeline: verification failed: ${failed.map((row) => `${row.check}: ${row.actual}`).join('; ')}`,
+      );
     ctx.log(
       `  pipeline               ${latencyMs.measured} orders: order → notification p50 ${latencyMs.p50} ms, p99 ${latencyMs.p99} ms, max ${latencyMs.max} ms (${(report.durationMs / 1000).toFixed(1)} s)`,
     );

@@ -190,7 +190,14 @@ async function brokerRestart(ctx: BenchContext): Promise<void> {
     );
     try {
       await worker.ready();
-      const settled = await allProgressed(ctx, name, topic, await positions(ctx, name, topic), nowMs(), 60_000);
+      const settled = await allProgressed(
+        ctx,
+        name,
+        topic,
+        await positions(ctx, name, topic),
+        nowMs(),
+        60_000,
+      );
       if (settled === undefined) throw new Error('the partitions did not all move before the broker kill');
       await new Promise((resolve) => setTimeout(resolve, 2000));
       await broker.kill('SIGKILL');

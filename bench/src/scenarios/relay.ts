@@ -108,7 +108,12 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number, label:
         try {
           await client.query('BEGIN');
           const events = benchEvents(
-            { topic, valueBytes: ctx.config.valueBytes, keys: ctx.config.keys, runId: `${ctx.runId}-lat${label}` },
+            {
+              topic,
+              valueBytes: ctx.config.valueBytes,
+              keys: ctx.config.keys,
+              runId: `${ctx.runId}-lat${label}`,
+            },
             first,
             first + k,
           );
@@ -152,7 +157,8 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number, label:
     ctx.log(
       `  relay-latency-${label.padEnd(8)} warm-up ${ctx.config.latencyWarmupSeconds} s: p50 ${percentile(warmupLatencies, 50).toFixed(1)} ms, p99 ${percentile(warmupLatencies, 99).toFixed(1)} ms (${warmupLatencies.length} events, not in the figures); then offered ${Math.round(offeredPerS)}/s for ${ctx.config.latencySeconds} s: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${percentile(latencies, 100).toFixed(1)} ms (${latencies.length} events, peak RSS ${result.peakRssMb} MiB)`,
     );
-    if (missing > 0) ctx.notes.push(`relay latency ${label}: ${missing} committed events had no broker ack recorded`);
+    if (missing > 0)
+      ctx.notes.push(`relay latency ${label}: ${missing} committed events had no broker ack recorded`);
     if (failures > 0) ctx.notes.push(`relay latency ${label}: ${failures} enqueue transactions failed`);
     const field = `relay_latency_${label}`;
     ctx.results[`${field}_offered_events_per_s`] = round(offeredPerS);

@@ -2,11 +2,15 @@ import { createHash } from 'node:crypto';
 import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { TransactionContext } from '@onceflow/postgres';
 import {
+  createReplicationSegmentMutexConcurrencyController,
   executeTransaction,
   getDisabledLogger,
   initializeMessageStorage,
   initializePollingMessageListener,
+  initializeReplicationMessageListener,
   type PollingListenerConfig,
+  type ReplicationListenerConfig,
+  type TransactionalMessageHandler,
 } from 'pg-transactional-outbox';
 import {
   benchKafka,
@@ -266,6 +270,81 @@ export async function inboxConsumer(): Promise<void> {
   report(progress.messages, progress.joinedAt, progress.doneAt, effects, { rollbacks });
 }
 
+type GeneralHandler = Exclude<
+  Parameters<typeof initializePollingMessageListener>[1],
+  TransactionalMessageHandler[]
+>;
+
+/** How the peer library's listener runs: polling (its default) or logical replication (its fast path). */
+export interface PeerModeParams {
+  peerSchema: string;
+  peerTable: string;
+  /** Polling: its next-messages function. */
+  peerFunction: string;
+  /** Polling: messages per poll. */
+  batchSize: number;
+  peerMode: 'polling' | 'replication';
+  /** Replication: the publication and the logical replication slot of the table. */
+  publication?: string;
+  slot?: string;
+}
+
+/**
+ * Starts pg-transactional-outbox's listener on its table in the given mode, as its README wires it:
+ * polling with full batches from the first poll and a 50 ms interval, or logical replication with one
+ * mutex per segment (per key, so per-key order holds while keys run concurrently). Returns its message
+ * store (for the inbox side) and its shutdown.
+ */
+export function startPeerListener(
+  outboxOrInbox: 'inbox' | 'outbox',
+  p: PeerModeParams & { databaseUrl: string; syncCommit: SyncCommit },
+  handler: GeneralHandler,
+  logger: ReturnType<typeof getDisabledLogger>,
+): { store: ReturnType<typeof initializeMessageStorage>; shutdown: () => Promise<void> } {
+  const dbListenerConfig = {
+    connectionString: p.databaseUrl,
+    ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
+  };
+  const common = {
+    dbSchema: p.peerSchema,
+    dbTable: p.peerTable,
+    enableMaxAttemptsProtection: outboxOrInbox === 'inbox',
+    enablePoisonousMessageProtection: outboxOrInbox === 'inbox',
+    messageCleanupIntervalInMs: 0,
+  };
+  if (p.peerMode === 'replication') {
+    const config: ReplicationListenerConfig = {
+      outboxOrInbox,
+      dbListenerConfig,
+      settings: { ...common, dbPublication: p.publication!, dbReplicationSlot: p.slot! },
+    };
+    const [shutdown] = initializeReplicationMessageListener(config, handler, logger, {
+      concurrencyStrategy: createReplicationSegmentMutexConcurrencyController(),
+    });
+    return { store: initializeMessageStorage(config, logger), shutdown };
+  }
+  const config: PollingListenerConfig = {
+    outboxOrInbox,
+    dbListenerConfig,
+    settings: {
+      ...common,
+      nextMessagesFunctionSchema: p.peerSchema,
+      nextMessagesFunctionName: p.peerFunction,
+      nextMessagesBatchSize: p.batchSize,
+      nextMessagesPollingIntervalInMs: 50,
+    },
+  };
+  const [shutdown] = initializePollingMessageListener(
+    config,
+    handler,
+    logger,
+    // Full batches from the first poll: the default ramp (one message per poll for the first
+    // batch-size polls) would only make the peer look slower.
+    { batchSizeStrategy: () => Promise.resolve(p.batchSize) },
+  );
+  return { store: initializeMessageStorage(config, logger), shutdown };
+}
+
 /** A deterministic UUID for a message id: the peer keys its inbox by UUID. */
 function uuidOf(id: string): string {
   const hex = createHash('sha1').update(id).digest('hex');
@@ -278,48 +357,20 @@ function uuidOf(id: string): string {
  * listener runs the handler, which writes the effect row in the listener's transaction.
  */
 export async function peerInboxConsumer(): Promise<void> {
-  const p = workerParams<
-    ConsumerParams & { peerSchema: string; peerTable: string; peerFunction: string; batchSize: number }
-  >();
+  const p = workerParams<ConsumerParams & PeerModeParams>();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 1);
   const limit = p.limit ?? Number.MAX_SAFE_INTEGER;
   const logger = getDisabledLogger();
-  const dbListenerConfig = {
-    connectionString: p.databaseUrl,
-    ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
-  };
-  const config: PollingListenerConfig = {
-    outboxOrInbox: 'inbox',
-    dbListenerConfig,
-    settings: {
-      dbSchema: p.peerSchema,
-      dbTable: p.peerTable,
-      nextMessagesFunctionSchema: p.peerSchema,
-      nextMessagesFunctionName: p.peerFunction,
-      nextMessagesBatchSize: p.batchSize,
-      nextMessagesPollingIntervalInMs: 50,
-      enableMaxAttemptsProtection: true,
-      enablePoisonousMessageProtection: true,
-      messageCleanupIntervalInMs: 0,
+  const handler: GeneralHandler = {
+    handle: async (message, client) => {
+      await client.query(
+        `INSERT INTO "${p.schema}".effects (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [p.groupId, message.id, p.topic, 0, message.aggregateId, JSON.stringify(message.payload).length],
+      );
     },
   };
-  const store = initializeMessageStorage(config, logger);
-  const [shutdown] = initializePollingMessageListener(
-    config,
-    {
-      handle: async (message, client) => {
-        await client.query(
-          `INSERT INTO "${p.schema}".effects (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
-          [p.groupId, message.id, p.topic, 0, message.aggregateId, JSON.stringify(message.payload).length],
-        );
-      },
-    },
-    logger,
-    // Full batches from the first poll: the default ramp (one message per poll for the first
-    // batch-size polls) would only make the peer look slower.
-    { batchSizeStrategy: () => Promise.resolve(p.batchSize) },
-  );
+  const { store, shutdown } = startPeerListener('inbox', p, handler, logger);
   const consumer = kafka.consumer({ groupId: p.groupId });
   await consumer.connect();
   await consumer.subscribe({ topics: [p.topic], fromBeginning: true });

@@ -1,10 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createOutboxRelay } from '@onceflow/kafkajs';
-import {
-  getDisabledLogger,
-  initializePollingMessageListener,
-  type PollingListenerConfig,
-} from 'pg-transactional-outbox';
+import { getDisabledLogger } from 'pg-transactional-outbox';
 import {
   benchKafka,
   benchPool,
@@ -14,6 +10,7 @@ import {
   type SyncCommit,
   summarizeTimings,
 } from '../shared';
+import { type PeerModeParams, startPeerListener } from './consumers';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
 
 /** Parameters of the relay workers. */
@@ -141,8 +138,8 @@ export async function naiveRelay(): Promise<void> {
 }
 
 /**
- * pg-transactional-outbox's outbox listener in polling mode, publishing each message with an
- * idempotent kafkajs producer (its handler is called once per message).
+ * pg-transactional-outbox's outbox listener (polling or logical replication), publishing each
+ * message with an idempotent kafkajs producer (its handler is called once per message).
  */
 export async function peerRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
@@ -153,27 +150,10 @@ export async function peerRelay(): Promise<void> {
     allowAutoTopicCreation: false,
   });
   await producer.connect();
-  const config: PollingListenerConfig = {
-    outboxOrInbox: 'outbox',
-    dbListenerConfig: {
-      connectionString: p.databaseUrl,
-      ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
-    },
-    settings: {
-      dbSchema: p.peerSchema!,
-      dbTable: p.peerTable!,
-      nextMessagesFunctionSchema: p.peerSchema!,
-      nextMessagesFunctionName: p.peerFunction!,
-      nextMessagesBatchSize: p.batchSize ?? 5,
-      nextMessagesPollingIntervalInMs: 50,
-      enableMaxAttemptsProtection: false,
-      enablePoisonousMessageProtection: false,
-      messageCleanupIntervalInMs: 0,
-    },
-  };
   const startedAt = nowMs();
-  const [shutdown] = initializePollingMessageListener(
-    config,
+  const { shutdown } = startPeerListener(
+    'outbox',
+    { ...(p as RelayParams & PeerModeParams), batchSize: p.batchSize ?? 5 },
     {
       handle: async (message) => {
         await producer.send({
@@ -190,8 +170,6 @@ export async function peerRelay(): Promise<void> {
       },
     },
     getDisabledLogger(),
-    // Full batches from the first poll: the default ramp would only make the peer look slower.
-    { batchSizeStrategy: () => Promise.resolve(p.batchSize ?? 5) },
   );
   announceReady();
   const expected = p.expected ?? 0;

@@ -68,7 +68,10 @@ export function fulfilmentHandler(config: PipelineConfig): PipelineHandler {
 }
 
 /** A pipeline step over the new messages of one transaction. */
-export type PipelineBatchHandler = (messages: readonly InboundMessage[], tx: TransactionContext) => Promise<void>;
+export type PipelineBatchHandler = (
+  messages: readonly InboundMessage[],
+  tx: TransactionContext,
+) => Promise<void>;
 
 /**
  * Fulfilment over a batch, the way the fulfilment consumer runs it: the inventory rows the batch
@@ -84,7 +87,9 @@ export function fulfilmentBatchHandler(config: PipelineConfig): PipelineBatchHan
   return async (messages, tx) => {
     const skus = [
       ...new Set(
-        messages.map((message) => valueAsJson<PaymentCaptured>(message)?.sku).filter((sku) => sku !== undefined),
+        messages
+          .map((message) => valueAsJson<PaymentCaptured>(message)?.sku)
+          .filter((sku) => sku !== undefined),
       ),
     ].sort();
     if (skus.length > 0)

@@ -142,14 +142,16 @@ export function toOnceflowError(
  * The first Postgres server error in `error`'s cause chain (the error itself included): an object
  * with a five-character SQLSTATE `code` and a `severity`, as node-postgres raises them.
  */
-function databaseErrorIn(
-  error: unknown,
-): { error: object; message: string; sqlState: string } | undefined {
+function databaseErrorIn(error: unknown): { error: object; message: string; sqlState: string } | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth++) {
     const { code, severity, message } = current as { code?: unknown; severity?: unknown; message?: unknown };
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string')
-      return { error: current, message: typeof message === 'string' ? message : String(current), sqlState: code };
+      return {
+        error: current,
+        message: typeof message === 'string' ? message : String(current),
+        sqlState: code,
+      };
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;

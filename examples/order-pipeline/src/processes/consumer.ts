@@ -1,5 +1,5 @@
-import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { InboundMessage } from '@onceflow/core';
+import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { TransactionContext } from '@onceflow/postgres';
 import { type ConsumerName, sourceTopicOf } from '../config';
 import { fulfilmentBatchHandler, pipelineHandlers } from '../handlers';
