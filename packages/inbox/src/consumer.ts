@@ -18,6 +18,7 @@ import {
 import { ensureDeadLetterTopics } from './dead-letter-topics';
 import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
+import { TransactionGate } from './transaction-gate';
 
 /** A configured inbox consumer, not yet started. */
 export interface InboxConsumer {
@@ -91,7 +92,7 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
 
   async function startOnce(): Promise<StartedHandle> {
     if (abort.signal.aborted) throw stoppedError();
-    const runner = { options: resolved, store, stopSignal: abort.signal };
+    const runner = { options: resolved, store, stopSignal: abort.signal, gate: new TransactionGate() };
     await ensureDeadLetterTopics({
       transport,
       consumer,

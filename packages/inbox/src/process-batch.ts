@@ -17,6 +17,7 @@ import {
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
 import { type DeadLetterReason, defaultInboxConsumerOptions, type ResolvedInboxOptions } from './options';
+import type { TransactionGate } from './transaction-gate';
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
 interface Entry {
@@ -42,6 +43,8 @@ export interface BatchRunner<Ctx extends { outbox: TransactionalOutbox }> {
   store: InboxStore<Ctx>;
   /** Aborted when the consumer stops. */
   stopSignal: AbortSignal;
+  /** Shared by the partitions of one consumer: runs their transactions one at a time after lost races. */
+  gate?: TransactionGate;
 }
 
 function toEntries(
@@ -226,6 +229,17 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   async function runTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
+    const leave = await runner.gate?.enter();
+    try {
+      const result = await runGatedTransaction(entries, disposition);
+      if (!result.ok && isTransientDatabaseError(result.error)) runner.gate?.lostRace();
+      return result;
+    } finally {
+      leave?.();
+    }
+  }
+
+  async function runGatedTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
     let tx: InboxTransaction<Ctx>;
     try {
       tx = await store.begin();
