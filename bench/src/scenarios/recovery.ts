@@ -1,12 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Kafka, Producer } from 'kafkajs';
-import { startPrivateKafka } from '../../../tools/stack/kafka-local';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { startPrivateKafka } from '../../../test/support/private-kafka';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
 import { createTopics, endOffsets } from '../services';
-import { benchKafka, benchKey, benchMessageId, benchValue, nowMs, type Services } from '../shared';
+import { benchKey, benchMessageId, benchValue, nowMs, type Services } from '../shared';
 import type { ConsumerParams, ConsumerResult } from '../workers/consumers';
 
 const partitions = 6;
@@ -14,9 +11,15 @@ const partitions = 6;
 const offeredPerS = 600;
 
 /** An open-loop producer of `offeredPerS` messages a second over every partition, until stopped. */
-function steadyProducer(kafka: Kafka, topic: string, runId: string): { stop(): Promise<number> } {
+function steadyProducer(
+  kafka: Kafka,
+  topic: string,
+  runId: string,
+): { stop(): Promise<number>; resumedAt(): number | undefined } {
   let stopped = false;
   let sent = 0;
+  let failing = false;
+  let resumedAt: number | undefined;
   let producer: Producer | undefined;
   const loop = (async () => {
     const tickMs = 20;
@@ -38,7 +41,10 @@ function steadyProducer(kafka: Kafka, topic: string, runId: string): { stop(): P
             headers: { 'message-id': benchMessageId(runId, sent) },
           });
         await producer.send({ topic, acks: -1, messages });
+        if (failing) resumedAt = nowMs();
+        failing = false;
       } catch {
+        failing = true;
         // The broker is away (the restart run): start over with a new producer once it is back.
         const broken = producer;
         producer = undefined;
@@ -50,6 +56,7 @@ function steadyProducer(kafka: Kafka, topic: string, runId: string): { stop(): P
     }
   })();
   return {
+    resumedAt: () => resumedAt,
     async stop() {
       stopped = true;
       await loop;
@@ -170,16 +177,20 @@ async function failover(ctx: BenchContext): Promise<void> {
  * stored position moved again.
  */
 async function brokerRestart(ctx: BenchContext): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'onceflow-bench-kafka-'));
-  const broker = await startPrivateKafka({ dataDir, heapMb: 384 });
+  const broker = await startPrivateKafka({ heapMb: 384 });
   const services: Services = { ...ctx.services, brokers: broker.brokers };
-  const kafka = benchKafka(services, 'onceflow-bench-restart');
+  // Quiet: the producer's connection errors while the broker is down are expected.
+  const kafka = new Kafka({
+    brokers: services.brokers,
+    clientId: 'onceflow-bench-restart',
+    logLevel: logLevel.NOTHING,
+  });
   const topic = `${ctx.runId}-restart`;
   const admin = kafka.admin();
-  let producer: { stop(): Promise<number> } | undefined;
+  let producer: ReturnType<typeof steadyProducer> | undefined;
   try {
+    await broker.createTopic(topic, partitions);
     await admin.connect();
-    await createTopics(admin, [topic], partitions);
     const ends = await endOffsets(admin, topic);
     await admin.disconnect();
     const name = `${ctx.runId}-restart`;
@@ -209,8 +220,9 @@ async function brokerRestart(ctx: BenchContext): Promise<void> {
       const backAt = nowMs();
       const resumed = await allProgressed(ctx, name, topic, before, backAt, 120_000);
       await worker.finish();
+      const produced = producer.resumedAt();
       ctx.log(
-        `  broker-restart         broker SIGKILLed, back after ${((backAt - killedAt) / 1000).toFixed(1)} s; every partition moved again ${resumed === undefined ? 'never (120 s)' : `${(resumed / 1000).toFixed(2)} s`} after it answered`,
+        `  broker-restart         broker SIGKILLed, back after ${((backAt - killedAt) / 1000).toFixed(1)} s; every partition moved again ${resumed === undefined ? 'never (120 s)' : `${(resumed / 1000).toFixed(2)} s`} after it answered (the load's producer sent again ${produced === undefined ? '?' : `${((produced - backAt) / 1000).toFixed(2)} s`} after it answered)`,
       );
       ctx.results.consumer_broker_restart_resume_s = resumed === undefined ? null : round(resumed / 1000, 2);
       ctx.results.broker_restart_down_s = round((backAt - killedAt) / 1000, 1);
@@ -222,7 +234,6 @@ async function brokerRestart(ctx: BenchContext): Promise<void> {
     await producer?.stop();
     await admin.disconnect().catch(() => undefined);
     await broker.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
