@@ -61,6 +61,10 @@ async function peerRun(
     syncCommit: 'server',
     limit: config.peerMessages,
   }).result();
+  if (inbox.messages < config.peerMessages)
+    ctx.notes.push(
+      `peer ${mode}: its inbox listener left ${config.peerMessages - inbox.messages} of ${config.peerMessages} stored messages unprocessed (no progress for 15 s); its rate counts those it processed`,
+    );
   ctx.log(
     `  peer-inbox-${mode.padEnd(11)} ${String(inbox.messages).padStart(7)} msgs in ${(inbox.elapsedMs / 1000).toFixed(2)} s = ${Math.round(inbox.msgsPerS)}/s, peak RSS ${inbox.peakRssMb} MiB`,
   );
@@ -78,6 +82,10 @@ async function peerRun(
     syncCommit: 'server',
     expected: config.peerMessages,
   }).result();
+  if (relay.events < config.peerMessages)
+    ctx.notes.push(
+      `peer ${mode}: its outbox listener left ${config.peerMessages - relay.events} of ${config.peerMessages} events unpublished (no progress for 15 s); its rate counts those it published`,
+    );
   ctx.log(
     `  peer-outbox-${mode.padEnd(10)} ${String(relay.events).padStart(7)} events in ${(relay.elapsedMs / 1000).toFixed(2)} s = ${Math.round(relay.eventsPerS)}/s, peak RSS ${relay.peakRssMb} MiB`,
   );

@@ -275,6 +275,9 @@ type GeneralHandler = Exclude<
   TransactionalMessageHandler[]
 >;
 
+/** A peer run ends when nothing moved for this long, in milliseconds (the harness notes the shortfall). */
+export const peerStallMs = 15_000;
+
 /** How the peer library's listener runs: polling (its default) or logical replication (its fast path). */
 export interface PeerModeParams {
   peerSchema: string;
@@ -403,14 +406,19 @@ export async function peerInboxConsumer(): Promise<void> {
   });
   let effects = 0;
   let doneAt: number | undefined;
+  let movedAt = nowMs();
   while (doneAt === undefined) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { rows } = await pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM "${p.schema}".effects WHERE consumer = $1`,
       [p.groupId],
     );
-    effects = Number(rows[0]!.n);
+    const now = Number(rows[0]!.n);
+    if (now !== effects) movedAt = nowMs();
+    effects = now;
     if (effects >= limit) doneAt = nowMs();
+    // The peer's listener may leave messages unprocessed for good: report what it did by then.
+    else if (nowMs() - movedAt > peerStallMs) doneAt = movedAt;
   }
   await consumer.disconnect();
   await shutdown();

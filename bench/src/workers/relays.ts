@@ -10,7 +10,7 @@ import {
   type SyncCommit,
   summarizeTimings,
 } from '../shared';
-import { type PeerModeParams, startPeerListener } from './consumers';
+import { type PeerModeParams, peerStallMs, startPeerListener } from './consumers';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
 
 /** Parameters of the relay workers. */
@@ -174,14 +174,20 @@ export async function peerRelay(): Promise<void> {
   announceReady();
   const expected = p.expected ?? 0;
   let processed = 0;
-  while (processed < expected) {
+  let movedAt = nowMs();
+  let doneAt: number | undefined;
+  while (doneAt === undefined) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { rows } = await pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM "${p.peerSchema}"."${p.peerTable}" WHERE processed_at IS NOT NULL`,
     );
-    processed = Number(rows[0]!.n);
+    const now = Number(rows[0]!.n);
+    if (now !== processed) movedAt = nowMs();
+    processed = now;
+    if (processed >= expected) doneAt = nowMs();
+    // The peer's listener may leave messages unprocessed for good: report what it did by then.
+    else if (nowMs() - movedAt > peerStallMs) doneAt = movedAt;
   }
-  const doneAt = nowMs();
   await shutdown();
   await producer.disconnect();
   await pool.end();
