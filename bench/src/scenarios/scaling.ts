@@ -14,19 +14,27 @@ interface Rate {
 
 /**
  * Polls `done()` (units of work finished so far) until it reaches `total`, and returns the rate
- * between 10 % and 90 % of it: the start (processes joining, a rebalance) and the tail (the last
- * partitions) are left out, so one process and two are measured alike.
+ * between 10 % (or the moment `settled()` first answers true, if later) and 90 % of it: the start
+ * (processes joining, the rebalance that follows) and the tail (the last partitions) are left out,
+ * so one process and two are measured alike.
  */
-async function rateBetween(total: number, done: () => Promise<number>, timeoutMs: number): Promise<number> {
+async function rateBetween(
+  total: number,
+  done: () => Promise<number>,
+  timeoutMs: number,
+  settled: () => Promise<boolean> = async () => true,
+): Promise<number> {
   const deadline = nowMs() + timeoutMs;
   let t10: number | undefined;
   let t90: number | undefined;
   let n10 = 0;
   let n90 = 0;
+  let isSettled = false;
   for (;;) {
     const n = await done();
     const at = nowMs();
-    if (t10 === undefined && n >= total * 0.1) {
+    isSettled ||= await settled();
+    if (t10 === undefined && isSettled && n >= total * 0.1 && n < total * 0.9) {
       t10 = at;
       n10 = n;
     }
@@ -78,6 +86,11 @@ async function inboxRun(ctx: BenchContext, topic: string, processes: number, nam
         return rows[0]!.n;
       },
       600_000,
+      async () => {
+        // Counted once every process is a member of the settled group.
+        const { groups } = await ctx.admin.describeGroups([consumerName]);
+        return groups[0]?.state === 'Stable' && groups[0].members.length === processes;
+      },
     );
     const peakRssMb = await stopAll(workers);
     ctx.log(
