@@ -51,6 +51,11 @@ export interface BenchConfig {
   pipelineOrders: number;
   /** Orders per second the pipeline scenario offers (a rate its consumers keep up with). */
   pipelineRate: number;
+  /**
+   * Also run the scenarios that start a server of their own (the broker restart on a private broker,
+   * the peer's logical-replication mode on a private Postgres); `--quick` leaves them out.
+   */
+  privateServers: boolean;
   /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
@@ -75,6 +80,7 @@ const full: Omit<BenchConfig, 'groups'> = {
   peerMessages: 3_000,
   pipelineOrders: 3_000,
   pipelineRate: 100,
+  privateServers: true,
   syncOff: true,
   consumerConcurrency: 3,
 };
@@ -93,6 +99,7 @@ const quick: Omit<BenchConfig, 'groups'> = {
   peerMessages: 600,
   pipelineOrders: 300,
   pipelineRate: 50,
+  privateServers: false,
   syncOff: false,
 };
 

@@ -161,35 +161,38 @@ export async function runPeerGroup(ctx: BenchContext): Promise<void> {
   results.peer_relay_peak_rss_mb = polling.relay.peakRssMb;
   let best = { inbox: polling.inbox.msgsPerS, outbox: polling.relay.eventsPerS };
   let logical: Awaited<ReturnType<typeof logicalServer>> | undefined;
-  try {
-    logical = await logicalServer(ctx);
-    const services: Services = { ...ctx.services, databaseUrl: logical.server.url };
-    const replication = await peerRun(
-      ctx,
-      'replication',
-      services,
-      logical.pool,
-      logical.peer,
-      logical.replication,
-    );
-    results.peer_logical_inbox_msgs_per_s = round(replication.inbox.msgsPerS);
-    results.peer_logical_outbox_events_per_s = round(replication.relay.eventsPerS);
-    results.peer_logical_inbox_consumer_peak_rss_mb = replication.inbox.peakRssMb;
-    results.peer_logical_relay_peak_rss_mb = replication.relay.peakRssMb;
-    best = {
-      inbox: Math.max(best.inbox, replication.inbox.msgsPerS),
-      outbox: Math.max(best.outbox, replication.relay.eventsPerS),
-    };
-  } catch (error) {
-    results.peer_logical_inbox_msgs_per_s = null;
-    results.peer_logical_outbox_events_per_s = null;
-    ctx.notes.push(
-      `peer logical replication mode not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-    );
-  } finally {
-    await logical?.pool.end().catch(() => undefined);
-    await logical?.server.dispose().catch(() => undefined);
-  }
+  if (!config.privateServers)
+    ctx.notes.push('peer logical replication mode: not run with --quick (it starts a Postgres of its own)');
+  else
+    try {
+      logical = await logicalServer(ctx);
+      const services: Services = { ...ctx.services, databaseUrl: logical.server.url };
+      const replication = await peerRun(
+        ctx,
+        'replication',
+        services,
+        logical.pool,
+        logical.peer,
+        logical.replication,
+      );
+      results.peer_logical_inbox_msgs_per_s = round(replication.inbox.msgsPerS);
+      results.peer_logical_outbox_events_per_s = round(replication.relay.eventsPerS);
+      results.peer_logical_inbox_consumer_peak_rss_mb = replication.inbox.peakRssMb;
+      results.peer_logical_relay_peak_rss_mb = replication.relay.peakRssMb;
+      best = {
+        inbox: Math.max(best.inbox, replication.inbox.msgsPerS),
+        outbox: Math.max(best.outbox, replication.relay.eventsPerS),
+      };
+    } catch (error) {
+      results.peer_logical_inbox_msgs_per_s = null;
+      results.peer_logical_outbox_events_per_s = null;
+      ctx.notes.push(
+        `peer logical replication mode not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      );
+    } finally {
+      await logical?.pool.end().catch(() => undefined);
+      await logical?.server.dispose().catch(() => undefined);
+    }
   results.peer_best_inbox_msgs_per_s = round(best.inbox);
   results.peer_best_outbox_events_per_s = round(best.outbox);
   if (typeof results.inbox_batch_msgs_per_s === 'number')
