@@ -145,12 +145,22 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number, label:
     const result = await relay.finish();
     const latencies: number[] = [];
     const warmupLatencies: number[] = [];
+    // Where the measured events' time went: commit → handed to the publish (wake-up, claim, waiting
+    // for the cycle in flight), and the publish itself (the Kafka transaction, until the broker acked).
+    const toPublish: number[] = [];
+    const inPublish: number[] = [];
     for (const line of readFileSync(ackFile, 'utf8').split('\n')) {
-      const [id, ack] = line.split(' ');
+      const [id, ack, publishStart] = line.split(' ');
       const at = id === undefined ? undefined : committedAt.get(id);
       if (at === undefined || ack === undefined) continue;
       (warmupIds.has(id!) ? warmupLatencies : latencies).push(Math.max(0, Number(ack) - at));
+      if (!warmupIds.has(id!) && publishStart !== undefined) {
+        toPublish.push(Math.max(0, Number(publishStart) - at));
+        inPublish.push(Number(ack) - Number(publishStart));
+      }
     }
+    toPublish.sort((a, b) => a - b);
+    inPublish.sort((a, b) => a - b);
     latencies.sort((a, b) => a - b);
     warmupLatencies.sort((a, b) => a - b);
     const missing = committedAt.size - latencies.length - warmupLatencies.length;
@@ -167,6 +177,8 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number, label:
     ctx.results[`${field}_max_ms`] = round(percentile(latencies, 100), 1);
     ctx.results[`${field}_warmup_p99_ms`] = round(percentile(warmupLatencies, 99), 1);
     ctx.results[`${field}_peak_rss_mb`] = result.peakRssMb;
+    ctx.results[`${field}_to_publish_p50_ms`] = round(percentile(toPublish, 50), 1);
+    ctx.results[`${field}_publish_p50_ms`] = round(percentile(inPublish, 50), 1);
   } finally {
     relay.kill();
     await pool.end();

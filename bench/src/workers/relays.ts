@@ -18,7 +18,7 @@ export interface RelayParams extends WorkerParams {
   syncCommit: SyncCommit;
   /** Events to publish before reporting (drain runs); absent: run until SIGTERM (latency runs). */
   expected?: number;
-  /** Latency runs: file to write `eventId ackMs` lines to. */
+  /** Latency runs: file to write `eventId ackMs publishStartMs` lines to. */
   ackFile?: string;
   topic?: string;
   /** Peer runs: its schema, outbox table, next-messages function and batch size. */
@@ -52,6 +52,7 @@ export async function onceflowRelay(): Promise<void> {
   const timings: QueryTimings = {};
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
   const acks: string[] = [];
+  const publishStartedAt = new Map<number, number>();
   let published = 0;
   let doneAt: number | undefined;
   let markDone: () => void = () => undefined;
@@ -76,9 +77,14 @@ export async function onceflowRelay(): Promise<void> {
     ...(p.ackFile
       ? {
           testHooks: {
-            afterPublish: async (_lane, rows) => {
+            // When the claimed batch was handed to the publish, per lane, for the phase breakdown.
+            beforePublish: async (lane, _rows) => {
+              publishStartedAt.set(lane, nowMs());
+            },
+            afterPublish: async (lane, rows) => {
               const at = nowMs().toFixed(3);
-              for (const row of rows) acks.push(`${row.eventId} ${at}`);
+              const started = (publishStartedAt.get(lane) ?? nowMs()).toFixed(3);
+              for (const row of rows) acks.push(`${row.eventId} ${at} ${started}`);
             },
           },
         }
