@@ -1,4 +1,4 @@
-import { createOnceflowAdmin } from '@onceflow/postgres';
+import { createOnceflowAdmin, migrate, quoteIdentifier } from '@onceflow/postgres';
 import { spawnWorker, type Worker } from '../child';
 import { type BenchContext, round } from '../context';
 import { createTopics, endOffsets, fillOnceflowOutbox, produceMessages } from '../services';
@@ -103,9 +103,15 @@ async function inboxRun(ctx: BenchContext, topic: string, processes: number, nam
 }
 
 /** `relays` relay processes draining a backlog of `ctx.config.relayEvents` events. */
-async function relayRun(ctx: BenchContext, topic: string, relays: number, offset: number): Promise<Rate> {
+async function relayRun(
+  ctx: BenchContext,
+  schema: string,
+  topic: string,
+  relays: number,
+  offset: number,
+): Promise<Rate> {
   const total = ctx.config.relayEvents;
-  await fillOnceflowOutbox(ctx.pool, ctx.schema, {
+  await fillOnceflowOutbox(ctx.pool, schema, {
     topic,
     count: total,
     valueBytes: ctx.config.valueBytes,
@@ -113,8 +119,8 @@ async function relayRun(ctx: BenchContext, topic: string, relays: number, offset
     offset,
     runId: `${ctx.runId}-scale`,
   });
-  const admin = createOnceflowAdmin({ pool: ctx.pool, schema: ctx.schema });
-  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit: 'server' };
+  const admin = createOnceflowAdmin({ pool: ctx.pool, schema });
+  const params: RelayParams = { ...ctx.services, schema, syncCommit: 'server' };
   const workers = Array.from({ length: relays }, () =>
     spawnWorker<RelayResult>('onceflow-relay', params as unknown as Record<string, unknown>),
   );
@@ -160,9 +166,17 @@ export async function runScalingGroup(ctx: BenchContext): Promise<void> {
   results.inbox_24_partitions_msgs_per_s = round(wide.perS);
   results.inbox_24_partitions_ratio = round(wide.perS / one.perS, 3);
   results.inbox_2_processes_peak_rss_mb = Math.max(...two.peakRssMb);
-  const relayOne = await relayRun(ctx, relayTopic, 1, 0);
-  const relayTwo = await relayRun(ctx, relayTopic, 2, config.relayEvents);
-  results.relay_1_relay_events_per_s = round(relayOne.perS);
-  results.relay_2_relays_events_per_s = round(relayTwo.perS);
-  results.relay_2_relays_ratio = round(relayTwo.perS / relayOne.perS, 3);
+  // The relays get an outbox of their own: the run's schema may hold events no relay took (the HTTP
+  // scenario's), which they would publish too.
+  const relaySchema = `${ctx.schema}_scale`;
+  await migrate(ctx.pool, { schema: relaySchema });
+  try {
+    const relayOne = await relayRun(ctx, relaySchema, relayTopic, 1, 0);
+    const relayTwo = await relayRun(ctx, relaySchema, relayTopic, 2, config.relayEvents);
+    results.relay_1_relay_events_per_s = round(relayOne.perS);
+    results.relay_2_relays_events_per_s = round(relayTwo.perS);
+    results.relay_2_relays_ratio = round(relayTwo.perS / relayOne.perS, 3);
+  } finally {
+    await ctx.pool.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(relaySchema)} CASCADE`);
+  }
 }
