@@ -1,15 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { buildWorkers, builtWorkerEntry } from './build-workers';
+import { readyPrefix, resultPrefix } from './workers/lines';
 
-const require = createRequire(import.meta.url);
-const tsxLoader = require.resolve('tsx');
-const workerEntry = fileURLToPath(new URL('./workers/main.ts', import.meta.url));
-
-/** Line prefix a worker prints once it is set up and measuring (servers: listening). */
-export const readyPrefix = 'BENCH_READY ';
-/** Line prefix of a worker's final JSON result. */
-export const resultPrefix = 'BENCH_RESULT ';
+export { buildWorkers, readyPrefix, resultPrefix };
 
 /** A running bench worker process. */
 export interface Worker<R> {
@@ -26,7 +19,8 @@ export interface Worker<R> {
 
 /**
  * Runs one measured component (consumer, relay, server) in its own Node process, so its CPU, memory
- * and event loop are its own and its peak RSS can be read from `process.resourceUsage()`.
+ * and event loop are its own and its peak RSS can be read from `process.resourceUsage()`. It runs the
+ * bundle `buildWorkers()` wrote: plain JavaScript on Node, no TypeScript loader in the process.
  * `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of every worker into that folder; `BENCH_VERBOSE=1`
  * (or `BENCH_QUERY_TIMING=1`, which also times every statement by kind) echoes their stderr.
  */
@@ -34,14 +28,10 @@ export function spawnWorker<R>(kind: string, params: Record<string, unknown>): W
   const profileDir = process.env.BENCH_CPU_PROF;
   // Default profile names carry the pid and thread id: the loader thread writes its own profile.
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, '--conditions=@onceflow/source', '--import', tsxLoader, workerEntry, kind],
-    {
-      env: { ...process.env, BENCH_PARAMS: JSON.stringify(params) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...nodeArgs, builtWorkerEntry, kind], {
+    env: { ...process.env, BENCH_PARAMS: JSON.stringify(params) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let buffered = '';
   const lineWaiters: Array<{ prefix: string; resolve: (json: unknown) => void }> = [];

@@ -1,5 +1,14 @@
 /** The scenario groups `--only` accepts. */
-export const benchGroups = ['inbox', 'relay', 'http', 'peer'] as const;
+export const benchGroups = [
+  'inbox',
+  'hot-rows',
+  'relay',
+  'http',
+  'peer',
+  'scaling',
+  'recovery',
+  'pipeline',
+] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
 
@@ -15,6 +24,8 @@ export interface BenchConfig {
   partitions: number;
   /** Distinct keys of the produced messages and outbox events. */
   keys: number;
+  /** Messages of the hot-rows scenario (each one update of a row, so fewer than `messages`). */
+  hotRowsMessages: number;
   /** Most messages the one-transaction-per-message baselines process before they stop (they are slow). */
   naiveMessages: number;
   /** Outbox backlog drained by one relay. */
@@ -28,12 +39,23 @@ export interface BenchConfig {
    * (`relay_latency_warmup_p99_ms`), since a just-started Node process runs its hot paths unoptimised.
    */
   latencyWarmupSeconds: number;
+  /** Offered loads of the relay latency runs, events per second (one run, one fresh relay each). */
+  latencyRates: number[];
   /** Length of each HTTP load run, in seconds. */
   httpSeconds: number;
   /** Concurrent HTTP connections of the load generator. */
   httpConnections: number;
   /** Messages / events given to the peer library (its throughput is far lower, so it gets fewer). */
   peerMessages: number;
+  /** Orders the pipeline scenario places. */
+  pipelineOrders: number;
+  /** Orders per second the pipeline scenario offers (a rate its consumers keep up with). */
+  pipelineRate: number;
+  /**
+   * Also run the scenarios that start a server of their own (the broker restart on a private broker,
+   * the peer's logical-replication mode on a private Postgres); `--quick` leaves them out.
+   */
+  privateServers: boolean;
   /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
@@ -47,13 +69,18 @@ const full: Omit<BenchConfig, 'groups'> = {
   partitions: 6,
   keys: 1000,
   naiveMessages: 6_000,
+  hotRowsMessages: 20_000,
   relayEvents: 60_000,
   relayNaiveEvents: 3_000,
   latencySeconds: 15,
   latencyWarmupSeconds: 5,
+  latencyRates: [1_000, 5_000, 10_000],
   httpSeconds: 10,
   httpConnections: 16,
   peerMessages: 3_000,
+  pipelineOrders: 3_000,
+  pipelineRate: 100,
+  privateServers: true,
   syncOff: true,
   consumerConcurrency: 3,
 };
@@ -63,16 +90,20 @@ const quick: Omit<BenchConfig, 'groups'> = {
   mode: 'quick',
   messages: 10_000,
   naiveMessages: 1_500,
+  hotRowsMessages: 3_000,
   relayEvents: 10_000,
   relayNaiveEvents: 800,
-  latencySeconds: 5,
-  latencyWarmupSeconds: 2,
+  latencySeconds: 3,
+  latencyWarmupSeconds: 1,
   httpSeconds: 3,
   peerMessages: 600,
+  pipelineOrders: 300,
+  pipelineRate: 50,
+  privateServers: false,
   syncOff: false,
 };
 
-/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer` (repeatable or comma-separated). */
+/** Parses `pnpm bench` flags: `--quick`, `--only <group>` (one of {@link benchGroups}; repeatable or comma-separated). */
 export function parseArgs(argv: readonly string[]): BenchConfig {
   let quickRun = false;
   const groups: BenchGroup[] = [];

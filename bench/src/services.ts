@@ -77,7 +77,10 @@ export async function createBenchSchema(pool: pg.Pool, schema: string): Promise<
       published_at timestamptz);
     CREATE INDEX naive_outbox_unpublished_idx ON ${s}.naive_outbox (id) WHERE published_at IS NULL;
     CREATE TABLE ${s}.orders (id uuid PRIMARY KEY, sku text NOT NULL, quantity integer NOT NULL,
-      created_at timestamptz NOT NULL DEFAULT now());`);
+      created_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE ${s}.hot_rows (k integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
+    INSERT INTO ${s}.hot_rows (k) SELECT generate_series(0, 9);
+    CREATE TABLE ${s}.distinct_rows (k integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0);`);
   const peer: PeerObjects = {
     schema: `${schema}_peer`,
     inboxTable: 'inbox',

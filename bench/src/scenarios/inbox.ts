@@ -27,14 +27,68 @@ async function consume(
     kind,
     params as unknown as Record<string, unknown>,
   ).result();
+  const rollbacks = Object.entries(result.rollbacks ?? {})
+    .map(([state, n]) => `${n} × ${state}`)
+    .join(', ');
   ctx.log(
-    `  ${name.padEnd(22)} ${String(result.messages).padStart(7)} msgs in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.msgsPerS)}/s, peak RSS ${result.peakRssMb} MiB`,
+    `  ${name.padEnd(22)} ${String(result.messages).padStart(7)} msgs in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.msgsPerS)}/s, peak RSS ${result.peakRssMb} MiB${rollbacks ? `, rolled back: ${rollbacks}` : ''}`,
   );
   return result;
 }
 
 /** Runs with and without metrics each, alternating, for the overhead ratio. */
 const overheadRounds = 3;
+
+/**
+ * Hot rows: a batch handler adding 1 to one of 10 rows per message (in message order, one update
+ * each), 6 partitions processed concurrently, against the same messages each on a row of its own.
+ * Concurrent transactions on the same few rows wait for each other and deadlock; the ratio says what
+ * that costs, and the rolled-back transactions are counted by the SQLSTATE their report named.
+ */
+export async function runHotRowsGroup(ctx: BenchContext): Promise<void> {
+  const { config, results } = ctx;
+  const topic = `${ctx.runId}-hot`;
+  await createTopics(ctx.admin, [topic], 6);
+  ctx.topics.push(topic);
+  const count = config.hotRowsMessages;
+  await produceMessages(ctx.kafka, [topic], {
+    runId: ctx.runId,
+    count,
+    valueBytes: config.valueBytes,
+    keys: config.keys,
+  });
+  await ctx.pool.query(
+    `INSERT INTO "${ctx.schema}".distinct_rows (k) SELECT generate_series(0, $1::int - 1)`,
+    [count],
+  );
+  const extra = { concurrency: 6 };
+  const distinct = await consume(ctx, 'inbox-consumer', topic, 'inbox-distinct-rows', 'server', {
+    ...extra,
+    consumerName: `${ctx.runId}-distinct`,
+    inboxHandler: 'distinct-rows',
+  });
+  const hot = await consume(ctx, 'inbox-consumer', topic, 'inbox-hot-rows', 'server', {
+    ...extra,
+    consumerName: `${ctx.runId}-hot`,
+    inboxHandler: 'hot-rows',
+  });
+  const { rows } = await ctx.pool.query<{ total: string }>(
+    `SELECT sum(n) AS total FROM "${ctx.schema}".hot_rows`,
+  );
+  if (Number(rows[0]!.total) !== count)
+    ctx.notes.push(`hot rows check failed: the 10 rows add up to ${rows[0]!.total}, not ${count}`);
+  const rolledBack = Object.values(hot.rollbacks ?? {}).reduce((a, b) => a + b, 0);
+  const named = Object.entries(hot.rollbacks ?? {})
+    .map(([state, n]) => `${n} × SQLSTATE ${state}`)
+    .join(', ');
+  ctx.notes.push(
+    `hot rows: ${rolledBack} rolled-back transactions reported${named ? ` (${named})` : ''}, every one with its cause`,
+  );
+  results.inbox_distinct_rows_msgs_per_s = round(distinct.msgsPerS);
+  results.inbox_hot_rows_msgs_per_s = round(hot.msgsPerS);
+  results.inbox_hot_rows_ratio = round(hot.msgsPerS / distinct.msgsPerS, 3);
+  results.inbox_hot_rows_rollbacks = rolledBack;
+}
 
 async function effectCount(ctx: BenchContext, consumer: string): Promise<number> {
   const { rows } = await ctx.pool.query<{ n: string }>(

@@ -68,12 +68,13 @@ async function onceflowDrain(
 }
 
 /**
- * Commit → broker-ack latency at a steady offered rate: an open-loop enqueuer commits one small
+ * Commit → broker-ack latency at a fixed offered rate (a fresh relay each, measured after a warm-up of
+ * the same load, whose figures are reported apart): an open-loop enqueuer commits one small
  * transaction every 10 ms carrying rate/100 events (one enqueue() call per event, sent as one
  * statement; a slow commit never lowers the offered rate),
  * noting when it sent COMMIT for each event; the relay notes when the broker acknowledged each one.
  */
-async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promise<void> {
+async function latencyRun(ctx: BenchContext, topic: string, rate: number, label: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'onceflow-bench-'));
   const ackFile = join(dir, 'acks.txt');
   const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit: 'server', ackFile };
@@ -109,7 +110,12 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
         try {
           await client.query('BEGIN');
           const events = benchEvents(
-            { topic, valueBytes: ctx.config.valueBytes, keys: ctx.config.keys, runId: `${ctx.runId}-lat` },
+            {
+              topic,
+              valueBytes: ctx.config.valueBytes,
+              keys: ctx.config.keys,
+              runId: `${ctx.runId}-lat${label}`,
+            },
             first,
             first + k,
           );
@@ -141,29 +147,40 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number): Promi
     const result = await relay.finish();
     const latencies: number[] = [];
     const warmupLatencies: number[] = [];
+    // Where the measured events' time went: commit → handed to the publish (wake-up, claim, waiting
+    // for the cycle in flight), and the publish itself (the Kafka transaction, until the broker acked).
+    const toPublish: number[] = [];
+    const inPublish: number[] = [];
     for (const line of readFileSync(ackFile, 'utf8').split('\n')) {
-      const [id, ack] = line.split(' ');
+      const [id, ack, publishStart] = line.split(' ');
       const at = id === undefined ? undefined : committedAt.get(id);
       if (at === undefined || ack === undefined) continue;
       (warmupIds.has(id!) ? warmupLatencies : latencies).push(Math.max(0, Number(ack) - at));
+      if (!warmupIds.has(id!) && publishStart !== undefined) {
+        toPublish.push(Math.max(0, Number(publishStart) - at));
+        inPublish.push(Number(ack) - Number(publishStart));
+      }
     }
+    toPublish.sort((a, b) => a - b);
+    inPublish.sort((a, b) => a - b);
     latencies.sort((a, b) => a - b);
     warmupLatencies.sort((a, b) => a - b);
     const missing = committedAt.size - latencies.length - warmupLatencies.length;
     ctx.log(
-      `  relay-latency-warmup   first ${ctx.config.latencyWarmupSeconds} s: p50 ${percentile(warmupLatencies, 50).toFixed(1)} ms, p99 ${percentile(warmupLatencies, 99).toFixed(1)} ms (${warmupLatencies.length} events, not in the figures below)`,
+      `  relay-latency-${label.padEnd(8)} warm-up ${ctx.config.latencyWarmupSeconds} s: p50 ${percentile(warmupLatencies, 50).toFixed(1)} ms, p99 ${percentile(warmupLatencies, 99).toFixed(1)} ms (${warmupLatencies.length} events, not in the figures); then offered ${Math.round(offeredPerS)}/s for ${ctx.config.latencySeconds} s: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${percentile(latencies, 100).toFixed(1)} ms (${latencies.length} events, peak RSS ${result.peakRssMb} MiB)`,
     );
-    ctx.log(
-      `  relay-latency          offered ${Math.round(offeredPerS)}/s for ${ctx.config.latencySeconds} s: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${percentile(latencies, 100).toFixed(1)} ms (${latencies.length} events, peak RSS ${result.peakRssMb} MiB)`,
-    );
-    if (missing > 0) ctx.notes.push(`relay latency: ${missing} committed events had no broker ack recorded`);
-    if (failures > 0) ctx.notes.push(`relay latency: ${failures} enqueue transactions failed`);
-    ctx.results.relay_latency_offered_events_per_s = round(offeredPerS);
-    ctx.results.relay_latency_p50_ms = round(percentile(latencies, 50), 1);
-    ctx.results.relay_latency_p99_ms = round(percentile(latencies, 99), 1);
-    ctx.results.relay_latency_max_ms = round(percentile(latencies, 100), 1);
-    ctx.results.relay_latency_warmup_s = ctx.config.latencyWarmupSeconds;
-    ctx.results.relay_latency_warmup_p99_ms = round(percentile(warmupLatencies, 99), 1);
+    if (missing > 0)
+      ctx.notes.push(`relay latency ${label}: ${missing} committed events had no broker ack recorded`);
+    if (failures > 0) ctx.notes.push(`relay latency ${label}: ${failures} enqueue transactions failed`);
+    const field = `relay_latency_${label}`;
+    ctx.results[`${field}_offered_events_per_s`] = round(offeredPerS);
+    ctx.results[`${field}_p50_ms`] = round(percentile(latencies, 50), 1);
+    ctx.results[`${field}_p99_ms`] = round(percentile(latencies, 99), 1);
+    ctx.results[`${field}_max_ms`] = round(percentile(latencies, 100), 1);
+    ctx.results[`${field}_warmup_p99_ms`] = round(percentile(warmupLatencies, 99), 1);
+    ctx.results[`${field}_peak_rss_mb`] = result.peakRssMb;
+    ctx.results[`${field}_to_publish_p50_ms`] = round(percentile(toPublish, 50), 1);
+    ctx.results[`${field}_publish_p50_ms`] = round(percentile(inPublish, 50), 1);
   } finally {
     relay.kill();
     await pool.end();
@@ -212,5 +229,8 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
     results.relay_drain_events_per_s_sync_off = round(drainOff.eventsPerS);
     results.relay_speedup_vs_naive_sync_off = round(drainOff.eventsPerS / naiveOff.eventsPerS, 2);
   }
-  await latencyRun(ctx, topic, drain.eventsPerS / 2);
+  results.relay_latency_warmup_s = config.latencyWarmupSeconds;
+  results.relay_latency_measured_s = config.latencySeconds;
+  // Fixed offered loads: a rate tied to the drain figure would move with the machine's load.
+  for (const rate of config.latencyRates) await latencyRun(ctx, topic, rate, `${rate / 1000}k`);
 }

@@ -3,11 +3,15 @@ import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { TransactionContext } from '@onceflow/postgres';
 import { registerOnceflowMetrics } from '@onceflow/prometheus';
 import {
+  createReplicationSegmentMutexConcurrencyController,
   executeTransaction,
   getDisabledLogger,
   initializeMessageStorage,
   initializePollingMessageListener,
+  initializeReplicationMessageListener,
   type PollingListenerConfig,
+  type ReplicationListenerConfig,
+  type TransactionalMessageHandler,
 } from 'pg-transactional-outbox';
 import { Registry } from 'prom-client';
 import {
@@ -19,7 +23,14 @@ import {
   type SyncCommit,
   summarizeTimings,
 } from '../shared';
-import { announceReady, finishWith, observeConsumers, type WorkerParams, workerParams } from './protocol';
+import {
+  announceReady,
+  finishWith,
+  observeConsumers,
+  terminated,
+  type WorkerParams,
+  workerParams,
+} from './protocol';
 
 /** Parameters of the consumer workers. */
 export interface ConsumerParams extends WorkerParams {
@@ -35,11 +46,19 @@ export interface ConsumerParams extends WorkerParams {
   consumerName?: string;
   /**
    * The inbox consumer's handler: `batch` (default) writes the effect rows of a batch's new messages
-   * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call.
+   * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call;
+   * `hot-rows` is a batch handler that, per message in order, adds 1 to one of the 10 rows of
+   * `hot_rows` (message number mod 10), and `distinct-rows` the same on the message's own row of
+   * `distinct_rows` (no two messages share a row).
    */
-  inboxHandler?: 'batch' | 'per-message';
+  inboxHandler?: 'batch' | 'per-message' | 'hot-rows' | 'distinct-rows';
   /** Register onceflow's Prometheus metrics in the worker (the engine then publishes its channels). */
   metrics?: boolean;
+  /**
+   * Run until SIGTERM instead of until every partition reached its end offset: one of several
+   * members of a group, whose progress the harness reads from the database.
+   */
+  untilTerminated?: boolean;
 }
 
 /** What a consumer worker reports. */
@@ -50,6 +69,11 @@ export interface ConsumerResult {
   /** Effect rows this worker's handler wrote (a check that the work was really done). */
   effects: number;
   peakRssMb: number;
+  /**
+   * Inbox consumers: transactions rolled back and retried, by the SQLSTATE the report named
+   * (`none` when it named none), from the errors the consumer reported.
+   */
+  rollbacks?: Record<string, number>;
 }
 
 function report(
@@ -57,9 +81,21 @@ function report(
   startedAt: number | undefined,
   doneAt: number | undefined,
   effects: number,
+  extra: Record<string, unknown> = {},
 ): never {
   const elapsedMs = (doneAt ?? nowMs()) - (startedAt ?? nowMs());
-  finishWith({ messages, elapsedMs, msgsPerS: elapsedMs > 0 ? (messages / elapsedMs) * 1000 : 0, effects });
+  finishWith({
+    messages,
+    elapsedMs,
+    msgsPerS: elapsedMs > 0 ? (messages / elapsedMs) * 1000 : 0,
+    effects,
+    ...extra,
+  });
+}
+
+/** The number of a bench message, from its id (`<run>-<8 digits>`). */
+function messageNumber(id: string): number {
+  return Number(id.slice(-8));
 }
 
 /** kafkajs `eachBatch` that does nothing: the ceiling of any consumer on this machine. */
@@ -167,8 +203,11 @@ export async function inboxConsumer(): Promise<void> {
     // The bench never dead-letters; a missing dead-letter topic must not stop it.
     onMissingDeadLetterTopic: 'ignore' as const,
   };
+  const rollbacks: Record<string, number> = {};
+  const kind = p.inboxHandler ?? 'batch';
+  const rowTable = `"${p.schema}".${kind === 'hot-rows' ? 'hot_rows' : 'distinct_rows'}`;
   const inbox =
-    (p.inboxHandler ?? 'batch') === 'batch'
+    kind === 'batch'
       ? createInboxConsumer({
           ...common,
           handleBatch: async (messages, context: TransactionContext) => {
@@ -188,31 +227,130 @@ export async function inboxConsumer(): Promise<void> {
             effects += messages.length;
           },
         })
-      : createInboxConsumer({
-          ...common,
-          handler: async (message, context: TransactionContext) => {
-            await context.client.query(
-              `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
-              [
-                consumerName,
-                message.id,
-                message.topic,
-                message.partition,
-                message.offset,
-                message.value?.length ?? 0,
-              ],
-            );
-            effects++;
-          },
-        });
+      : kind === 'hot-rows' || kind === 'distinct-rows'
+        ? createInboxConsumer({
+            ...common,
+            // The way a handler is commonly written: one update per message, in message order.
+            handleBatch: async (messages, context: TransactionContext) => {
+              for (const message of messages) {
+                const n = messageNumber(message.id);
+                await context.client.query(`UPDATE ${rowTable} SET n = n + 1 WHERE k = $1`, [
+                  kind === 'hot-rows' ? n % 10 : n,
+                ]);
+              }
+              effects += messages.length;
+            },
+            onError: (error) => {
+              // Transaction failures name the message they were at; startup warnings do not.
+              if (error.details.offset === undefined) return;
+              const state = typeof error.details.sqlState === 'string' ? error.details.sqlState : 'none';
+              rollbacks[state] = (rollbacks[state] ?? 0) + 1;
+              if (process.env.BENCH_VERBOSE === '1') console.error(error.message);
+            },
+          })
+        : createInboxConsumer({
+            ...common,
+            handler: async (message, context: TransactionContext) => {
+              await context.client.query(
+                `INSERT INTO ${effectsTable} (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+                [
+                  consumerName,
+                  message.id,
+                  message.topic,
+                  message.partition,
+                  message.offset,
+                  message.value?.length ?? 0,
+                ],
+              );
+              effects++;
+            },
+          });
   const handle = await inbox.start();
   announceReady();
-  await progress.done;
+  await (p.untilTerminated ? terminated() : progress.done);
   await handle.stop();
   await pool.end();
   if (process.env.BENCH_QUERY_TIMING === '1')
     console.error(JSON.stringify(summarizeTimings(timings), null, 1));
-  report(progress.messages, progress.joinedAt, progress.doneAt, effects);
+  report(progress.messages, progress.joinedAt, progress.doneAt, effects, { rollbacks });
+}
+
+type GeneralHandler = Exclude<
+  Parameters<typeof initializePollingMessageListener>[1],
+  TransactionalMessageHandler[]
+>;
+
+/** A peer run ends when nothing moved for this long, in milliseconds (the harness notes the shortfall). */
+export const peerStallMs = 15_000;
+
+/** How the peer library's listener runs: polling (its default) or logical replication (its fast path). */
+export interface PeerModeParams {
+  peerSchema: string;
+  peerTable: string;
+  /** Polling: its next-messages function. */
+  peerFunction: string;
+  /** Polling: messages per poll. */
+  batchSize: number;
+  peerMode: 'polling' | 'replication';
+  /** Replication: the publication and the logical replication slot of the table. */
+  publication?: string;
+  slot?: string;
+}
+
+/**
+ * Starts pg-transactional-outbox's listener on its table in the given mode, as its README wires it:
+ * polling with full batches from the first poll and a 50 ms interval, or logical replication with one
+ * mutex per segment (per key, so per-key order holds while keys run concurrently). Returns its message
+ * store (for the inbox side) and its shutdown.
+ */
+export function startPeerListener(
+  outboxOrInbox: 'inbox' | 'outbox',
+  p: PeerModeParams & { databaseUrl: string; syncCommit: SyncCommit },
+  handler: GeneralHandler,
+  logger: ReturnType<typeof getDisabledLogger>,
+): { store: ReturnType<typeof initializeMessageStorage>; shutdown: () => Promise<void> } {
+  const dbListenerConfig = {
+    connectionString: p.databaseUrl,
+    ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
+  };
+  const common = {
+    dbSchema: p.peerSchema,
+    dbTable: p.peerTable,
+    enableMaxAttemptsProtection: outboxOrInbox === 'inbox',
+    enablePoisonousMessageProtection: outboxOrInbox === 'inbox',
+    messageCleanupIntervalInMs: 0,
+  };
+  if (p.peerMode === 'replication') {
+    const config: ReplicationListenerConfig = {
+      outboxOrInbox,
+      dbListenerConfig,
+      settings: { ...common, dbPublication: p.publication!, dbReplicationSlot: p.slot! },
+    };
+    const [shutdown] = initializeReplicationMessageListener(config, handler, logger, {
+      concurrencyStrategy: createReplicationSegmentMutexConcurrencyController(),
+    });
+    return { store: initializeMessageStorage(config, logger), shutdown };
+  }
+  const config: PollingListenerConfig = {
+    outboxOrInbox,
+    dbListenerConfig,
+    settings: {
+      ...common,
+      nextMessagesFunctionSchema: p.peerSchema,
+      nextMessagesFunctionName: p.peerFunction,
+      nextMessagesBatchSize: p.batchSize,
+      nextMessagesPollingIntervalInMs: 50,
+    },
+  };
+  const [shutdown] = initializePollingMessageListener(
+    config,
+    handler,
+    logger,
+    // Full batches from the first poll: the default ramp (one message per poll for the first
+    // batch-size polls) would only make the peer look slower.
+    { batchSizeStrategy: () => Promise.resolve(p.batchSize) },
+  );
+  return { store: initializeMessageStorage(config, logger), shutdown };
 }
 
 /** A deterministic UUID for a message id: the peer keys its inbox by UUID. */
@@ -227,48 +365,20 @@ function uuidOf(id: string): string {
  * listener runs the handler, which writes the effect row in the listener's transaction.
  */
 export async function peerInboxConsumer(): Promise<void> {
-  const p = workerParams<
-    ConsumerParams & { peerSchema: string; peerTable: string; peerFunction: string; batchSize: number }
-  >();
+  const p = workerParams<ConsumerParams & PeerModeParams>();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 1);
   const limit = p.limit ?? Number.MAX_SAFE_INTEGER;
   const logger = getDisabledLogger();
-  const dbListenerConfig = {
-    connectionString: p.databaseUrl,
-    ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
-  };
-  const config: PollingListenerConfig = {
-    outboxOrInbox: 'inbox',
-    dbListenerConfig,
-    settings: {
-      dbSchema: p.peerSchema,
-      dbTable: p.peerTable,
-      nextMessagesFunctionSchema: p.peerSchema,
-      nextMessagesFunctionName: p.peerFunction,
-      nextMessagesBatchSize: p.batchSize,
-      nextMessagesPollingIntervalInMs: 50,
-      enableMaxAttemptsProtection: true,
-      enablePoisonousMessageProtection: true,
-      messageCleanupIntervalInMs: 0,
+  const handler: GeneralHandler = {
+    handle: async (message, client) => {
+      await client.query(
+        `INSERT INTO "${p.schema}".effects (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [p.groupId, message.id, p.topic, 0, message.aggregateId, JSON.stringify(message.payload).length],
+      );
     },
   };
-  const store = initializeMessageStorage(config, logger);
-  const [shutdown] = initializePollingMessageListener(
-    config,
-    {
-      handle: async (message, client) => {
-        await client.query(
-          `INSERT INTO "${p.schema}".effects (consumer, message_id, topic, partition, "offset", bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
-          [p.groupId, message.id, p.topic, 0, message.aggregateId, JSON.stringify(message.payload).length],
-        );
-      },
-    },
-    logger,
-    // Full batches from the first poll: the default ramp (one message per poll for the first
-    // batch-size polls) would only make the peer look slower.
-    { batchSizeStrategy: () => Promise.resolve(p.batchSize) },
-  );
+  const { store, shutdown } = startPeerListener('inbox', p, handler, logger);
   const consumer = kafka.consumer({ groupId: p.groupId });
   await consumer.connect();
   await consumer.subscribe({ topics: [p.topic], fromBeginning: true });
@@ -301,14 +411,19 @@ export async function peerInboxConsumer(): Promise<void> {
   });
   let effects = 0;
   let doneAt: number | undefined;
+  let movedAt = nowMs();
   while (doneAt === undefined) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { rows } = await pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM "${p.schema}".effects WHERE consumer = $1`,
       [p.groupId],
     );
-    effects = Number(rows[0]!.n);
+    const now = Number(rows[0]!.n);
+    if (now !== effects) movedAt = nowMs();
+    effects = now;
     if (effects >= limit) doneAt = nowMs();
+    // The peer's listener may leave messages unprocessed for good: report what it did by then.
+    else if (nowMs() - movedAt > peerStallMs) doneAt = movedAt;
   }
   await consumer.disconnect();
   await shutdown();

@@ -1,6 +1,6 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
-import { readyPrefix, resultPrefix } from '../child';
 import { nowMs, type Services } from '../shared';
+import { readyPrefix, resultPrefix } from './lines';
 
 /** Parameters every worker gets. */
 export interface WorkerParams extends Services {

@@ -1,11 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createOutboxRelay } from '@onceflow/kafkajs';
 import { registerOnceflowMetrics } from '@onceflow/prometheus';
-import {
-  getDisabledLogger,
-  initializePollingMessageListener,
-  type PollingListenerConfig,
-} from 'pg-transactional-outbox';
+import { getDisabledLogger } from 'pg-transactional-outbox';
 import { Registry } from 'prom-client';
 import {
   benchKafka,
@@ -16,6 +12,7 @@ import {
   type SyncCommit,
   summarizeTimings,
 } from '../shared';
+import { type PeerModeParams, peerStallMs, startPeerListener } from './consumers';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
 
 /** Parameters of the relay workers. */
@@ -23,7 +20,7 @@ export interface RelayParams extends WorkerParams {
   syncCommit: SyncCommit;
   /** Events to publish before reporting (drain runs); absent: run until SIGTERM (latency runs). */
   expected?: number;
-  /** Latency runs: file to write `eventId ackMs` lines to. */
+  /** Latency runs: file to write `eventId ackMs publishStartMs` lines to. */
   ackFile?: string;
   topic?: string;
   /** Peer runs: its schema, outbox table, next-messages function and batch size. */
@@ -60,6 +57,7 @@ export async function onceflowRelay(): Promise<void> {
   const timings: QueryTimings = {};
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
   const acks: string[] = [];
+  const publishStartedAt = new Map<number, number>();
   let published = 0;
   let doneAt: number | undefined;
   let markDone: () => void = () => undefined;
@@ -84,9 +82,14 @@ export async function onceflowRelay(): Promise<void> {
     ...(p.ackFile
       ? {
           testHooks: {
-            afterPublish: async (_lane, rows) => {
+            // When the claimed batch was handed to the publish, per lane, for the phase breakdown.
+            beforePublish: async (lane, _rows) => {
+              publishStartedAt.set(lane, nowMs());
+            },
+            afterPublish: async (lane, rows) => {
               const at = nowMs().toFixed(3);
-              for (const row of rows) acks.push(`${row.eventId} ${at}`);
+              const started = (publishStartedAt.get(lane) ?? nowMs()).toFixed(3);
+              for (const row of rows) acks.push(`${row.eventId} ${at} ${started}`);
             },
           },
         }
@@ -146,8 +149,8 @@ export async function naiveRelay(): Promise<void> {
 }
 
 /**
- * pg-transactional-outbox's outbox listener in polling mode, publishing each message with an
- * idempotent kafkajs producer (its handler is called once per message).
+ * pg-transactional-outbox's outbox listener (polling or logical replication), publishing each
+ * message with an idempotent kafkajs producer (its handler is called once per message).
  */
 export async function peerRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
@@ -158,27 +161,10 @@ export async function peerRelay(): Promise<void> {
     allowAutoTopicCreation: false,
   });
   await producer.connect();
-  const config: PollingListenerConfig = {
-    outboxOrInbox: 'outbox',
-    dbListenerConfig: {
-      connectionString: p.databaseUrl,
-      ...(p.syncCommit === 'off' ? { options: '-c synchronous_commit=off' } : {}),
-    },
-    settings: {
-      dbSchema: p.peerSchema!,
-      dbTable: p.peerTable!,
-      nextMessagesFunctionSchema: p.peerSchema!,
-      nextMessagesFunctionName: p.peerFunction!,
-      nextMessagesBatchSize: p.batchSize ?? 5,
-      nextMessagesPollingIntervalInMs: 50,
-      enableMaxAttemptsProtection: false,
-      enablePoisonousMessageProtection: false,
-      messageCleanupIntervalInMs: 0,
-    },
-  };
   const startedAt = nowMs();
-  const [shutdown] = initializePollingMessageListener(
-    config,
+  const { shutdown } = startPeerListener(
+    'outbox',
+    { ...(p as RelayParams & PeerModeParams), batchSize: p.batchSize ?? 5 },
     {
       handle: async (message) => {
         await producer.send({
@@ -195,20 +181,24 @@ export async function peerRelay(): Promise<void> {
       },
     },
     getDisabledLogger(),
-    // Full batches from the first poll: the default ramp would only make the peer look slower.
-    { batchSizeStrategy: () => Promise.resolve(p.batchSize ?? 5) },
   );
   announceReady();
   const expected = p.expected ?? 0;
   let processed = 0;
-  while (processed < expected) {
+  let movedAt = nowMs();
+  let doneAt: number | undefined;
+  while (doneAt === undefined) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const { rows } = await pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM "${p.peerSchema}"."${p.peerTable}" WHERE processed_at IS NOT NULL`,
     );
-    processed = Number(rows[0]!.n);
+    const now = Number(rows[0]!.n);
+    if (now !== processed) movedAt = nowMs();
+    processed = now;
+    if (processed >= expected) doneAt = nowMs();
+    // The peer's listener may leave messages unprocessed for good: report what it did by then.
+    else if (nowMs() - movedAt > peerStallMs) doneAt = movedAt;
   }
-  const doneAt = nowMs();
   await shutdown();
   await producer.disconnect();
   await pool.end();

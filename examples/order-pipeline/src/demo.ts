@@ -7,7 +7,7 @@ import type { ConsumerName } from './config';
 import { runDemo } from './run-demo';
 
 const usage = `usage: pnpm demo [--orders N] [--chaos on|off] [--seed S] [--report path] [--keep-stack]
-                 [--keep-data] [--namespace name] [--unprotected fulfilment] [--concurrency N]
+                 [--keep-data] [--namespace name] [--unprotected fulfilment] [--concurrency N] [--rate R]
 
   --orders N          orders to place (default 2000)
   --chaos on|off      client timeouts and duplicate requests, relay and consumer SIGKILLs, duplicate
@@ -19,7 +19,8 @@ const usage = `usage: pnpm demo [--orders N] [--chaos on|off] [--seed S] [--repo
   --namespace name    prefix of the run's schemas, topics and groups (default demo_<time>)
   --unprotected fulfilment
                       run the fulfilment consumer WITHOUT the inbox, to watch the verifier fail
-  --concurrency N     orders in flight at once (default 16)`;
+  --concurrency N     orders in flight at once (default 16)
+  --rate R            orders started per second, evenly spaced (default: as fast as the API answers)`;
 
 function integer(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -40,6 +41,7 @@ async function main(): Promise<number> {
       namespace: { type: 'string' },
       unprotected: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
+      rate: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -65,6 +67,7 @@ async function main(): Promise<number> {
       reportPath: resolve(process.env.INIT_CWD ?? process.cwd(), values.report ?? 'demo-report.json'),
       keepData: values['keep-data'] ?? false,
       concurrency: integer('concurrency', values.concurrency, 16),
+      ...(values.rate === undefined ? {} : { rate: integer('rate', values.rate, 0) }),
       unprotected: (values.unprotected ?? []) as ConsumerName[],
       ...(values.namespace ? { namespace: values.namespace } : {}),
     });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type InboundMessage, valueAsJson } from '@onceflow/core';
 import type { TransactionContext } from '@onceflow/postgres';
-import { sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import type { ConsumerName, PipelineConfig } from './config';
 import { type OrderPlaced, type OrderShipped, type PaymentCaptured, poisonCustomer } from './events';
 import { appTables } from './schema';
@@ -64,6 +64,42 @@ export function fulfilmentHandler(config: PipelineConfig): PipelineHandler {
       quantity: payment.quantity,
     };
     await tx.outbox.enqueue({ topic: config.topics.orderShipped, key: payment.orderId, value: shipped });
+  };
+}
+
+/** A pipeline step over the new messages of one transaction. */
+export type PipelineBatchHandler = (
+  messages: readonly InboundMessage[],
+  tx: TransactionContext,
+) => Promise<void>;
+
+/**
+ * Fulfilment over a batch, the way the fulfilment consumer runs it: the inventory rows the batch
+ * needs are locked first, in sku order, then each message is handled as by {@link fulfilmentHandler}.
+ * The few inventory rows are hot: partitions processed concurrently that updated them in message order
+ * would each hold some and wait for the others, a deadlock Postgres breaks only after
+ * `deadlock_timeout` (1 s by default) by rolling one transaction back. Locking in one stable order
+ * makes them queue instead.
+ */
+export function fulfilmentBatchHandler(config: PipelineConfig): PipelineBatchHandler {
+  const t = appTables(config.appSchema);
+  const each = fulfilmentHandler(config);
+  return async (messages, tx) => {
+    const skus = [
+      ...new Set(
+        messages
+          .map((message) => valueAsJson<PaymentCaptured>(message)?.sku)
+          .filter((sku) => sku !== undefined),
+      ),
+    ].sort();
+    if (skus.length > 0)
+      await tx.db
+        .select({ sku: t.inventory.sku })
+        .from(t.inventory)
+        .where(inArray(t.inventory.sku, skus))
+        .orderBy(t.inventory.sku)
+        .for('update');
+    for (const message of messages) await each(message, tx);
   };
 }
 

@@ -39,6 +39,11 @@ export interface LoadOptions {
   keyPrefix: string;
   /** Orders in flight at once. */
   concurrency: number;
+  /**
+   * Orders started per second, evenly spaced (an open loop, capped by `concurrency`); undefined:
+   * each client starts its next order as soon as the last one was accepted. Default: undefined.
+   */
+  rate?: number;
   startedAt: number;
   /** Called after each accepted order with the number accepted so far (chaos triggers hang on it). */
   onAccepted?: (accepted: number) => void;
@@ -151,9 +156,15 @@ export async function driveLoad(options: LoadOptions): Promise<LoadResult> {
   }
 
   let next = 0;
+  const paceStart = Date.now();
   const workers = Array.from({ length: options.concurrency }, async () => {
     while (next < options.orders.length) {
-      const plan = options.orders[next++]!;
+      const index = next++;
+      const plan = options.orders[index]!;
+      if (options.rate !== undefined) {
+        const wait = paceStart + (index * 1000) / options.rate - Date.now();
+        if (wait > 0) await sleep(wait);
+      }
       await placeOrder(plan);
     }
   });

@@ -93,6 +93,8 @@ export interface DemoOptions {
   unprotected?: ConsumerName[];
   /** Orders in flight at once. Default: 16. */
   concurrency?: number;
+  /** Orders started per second (evenly spaced, at most `concurrency` in flight). Default: as fast as the API answers. */
+  rate?: number;
   /** Partitions per topic. Default: 3. */
   partitions?: number;
   /** Keep the run's schemas and topics for inspection. Default: false (they are dropped). */
@@ -265,6 +267,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       orders: schedule.orders,
       keyPrefix: namespace,
       concurrency: options.concurrency ?? 16,
+      ...(options.rate === undefined ? {} : { rate: options.rate }),
       startedAt,
       onAccepted: (n) => {
         accepted = n;

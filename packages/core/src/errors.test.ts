@@ -39,4 +39,21 @@ describe('OnceflowError', () => {
     expect(wrapped.cause).toBe(cause);
     expect(toOnceflowError('text', 'OF_UNAVAILABLE', 'lost').message).toBe('lost: text');
   });
+
+  it('toOnceflowError names the Postgres error a wrapper hides, with its SQLSTATE', () => {
+    // The shape of a node-postgres DatabaseError, wrapped as drizzle wraps it.
+    const server = Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' });
+    const wrapper = new Error('Failed query: update "inventory" set "stock" = $1', { cause: server });
+    const wrapped = toOnceflowError(wrapper, 'OF_UNAVAILABLE', 'inbox transaction failed', {
+      details: { offset: '7' },
+    });
+    expect(wrapped.message).toBe(
+      'inbox transaction failed: Failed query: update "inventory" set "stock" = $1 (caused by: deadlock detected, SQLSTATE 40P01)',
+    );
+    expect(wrapped.details).toEqual({ offset: '7', sqlState: '40P01' });
+    expect(wrapped.cause).toBe(wrapper);
+    expect(toOnceflowError(server, 'OF_UNAVAILABLE', 'failed').message).toBe(
+      'failed: deadlock detected (SQLSTATE 40P01)',
+    );
+  });
 });

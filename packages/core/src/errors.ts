@@ -120,11 +120,41 @@ export function toOnceflowError(
   options: Omit<OnceflowErrorOptions, 'cause'> = {},
 ): OnceflowError {
   if (isOnceflowError(error)) return error;
-  const reason = error instanceof Error ? error.message : String(error);
+  let reason = error instanceof Error ? error.message : String(error);
+  const database = databaseErrorIn(error);
+  let details = options.details;
+  if (database !== undefined) {
+    // A wrapper (drizzle's "Failed query: …") hides why the server refused: name the server's reason.
+    reason =
+      database.error === error
+        ? `${reason} (SQLSTATE ${database.sqlState})`
+        : `${reason} (caused by: ${database.message}, SQLSTATE ${database.sqlState})`;
+    details = { ...options.details, sqlState: database.sqlState };
+  }
   return new OnceflowError(code, reason === '' ? message : `${message}: ${reason}`, {
     ...options,
+    ...(details === undefined ? {} : { details }),
     cause: error,
   });
+}
+
+/**
+ * The first Postgres server error in `error`'s cause chain (the error itself included): an object
+ * with a five-character SQLSTATE `code` and a `severity`, as node-postgres raises them.
+ */
+function databaseErrorIn(error: unknown): { error: object; message: string; sqlState: string } | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth++) {
+    const { code, severity, message } = current as { code?: unknown; severity?: unknown; message?: unknown };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string')
+      return {
+        error: current,
+        message: typeof message === 'string' ? message : String(current),
+        sqlState: code,
+      };
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** Throws `OF_INVALID_OPTIONS` with a message that names the option and what to change. */

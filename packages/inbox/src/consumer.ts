@@ -20,6 +20,7 @@ import {
 import { ensureDeadLetterTopics } from './dead-letter-topics';
 import { type InboxConsumerOptions, resolveInboxOptions } from './options';
 import { processBatch } from './process-batch';
+import { TransactionGate } from './transaction-gate';
 
 /** A started inbox consumer. */
 export interface InboxConsumerHandle extends StartedHandle {
@@ -114,7 +115,13 @@ export function createInboxConsumer<Ctx extends { outbox: TransactionalOutbox } 
 
   async function startOnce(): Promise<InboxConsumerHandle> {
     if (abort.signal.aborted) throw stoppedError();
-    const runner = { options: resolved, store, stopSignal: abort.signal, status: tracker };
+    const runner = {
+      options: resolved,
+      store,
+      stopSignal: abort.signal,
+      status: tracker,
+      gate: new TransactionGate(),
+    };
     await ensureDeadLetterTopics({
       transport,
       consumer,

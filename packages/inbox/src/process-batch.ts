@@ -30,6 +30,7 @@ import {
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
 import { type DeadLetterReason, defaultInboxConsumerOptions, type ResolvedInboxOptions } from './options';
+import type { TransactionGate } from './transaction-gate';
 
 // Published only when subscribed (hasSubscribers), so metrics cost nothing when nobody listens.
 const batchChannel = diagnosticsChannel.channel(inboxBatchChannel);
@@ -64,6 +65,8 @@ export interface BatchRunner<Ctx extends { outbox: TransactionalOutbox }> {
   stopSignal: AbortSignal;
   /** The consumer's state, for `status()`: told of database outages and of commits. */
   status?: StatusTracker;
+  /** Shared by the partitions of one consumer: runs their transactions one at a time after lost races. */
+  gate?: TransactionGate;
 }
 
 function toEntries(
@@ -253,6 +256,17 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   async function runTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
+    const leave = await runner.gate?.enter();
+    try {
+      const result = await runGatedTransaction(entries, disposition);
+      if (!result.ok && isTransientDatabaseError(result.error)) runner.gate?.lostRace();
+      return result;
+    } finally {
+      leave?.();
+    }
+  }
+
+  async function runGatedTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
     const startedAt = performance.now();
     let tx: InboxTransaction<Ctx>;
     try {

@@ -1,7 +1,8 @@
+import type { InboundMessage } from '@onceflow/core';
 import { createInboxConsumer } from '@onceflow/kafkajs';
 import type { TransactionContext } from '@onceflow/postgres';
 import { type ConsumerName, sourceTopicOf } from '../config';
-import { pipelineHandlers } from '../handlers';
+import { fulfilmentBatchHandler, pipelineHandlers } from '../handlers';
 import { runProcess } from '../runtime';
 
 /**
@@ -15,8 +16,17 @@ export const selfKillEnv = 'DEMO_SELF_KILL_AT_MESSAGE';
 export async function runInboxConsumer(name: ConsumerName): Promise<void> {
   await runProcess(name, async ({ pool, kafka, config }) => {
     const handler = pipelineHandlers[name](config);
+    const fulfilment = fulfilmentBatchHandler(config);
     const killAt = Number(process.env[selfKillEnv] ?? 0);
     let handled = 0;
+    const afterHandled = (message: InboundMessage): void => {
+      if (killAt > 0 && ++handled === killAt) {
+        console.log(
+          `${name}: SIGKILL myself mid-batch at message ${handled} (${message.topic}[${message.partition}]@${message.offset})`,
+        );
+        process.kill(process.pid, 'SIGKILL');
+      }
+    };
     const consumer = createInboxConsumer({
       kafka,
       pool,
@@ -33,15 +43,20 @@ export async function runInboxConsumer(name: ConsumerName): Promise<void> {
         rebalanceTimeout: 10_000,
         maxWaitTimeInMs: 250,
       },
-      handler: async (message, tx: TransactionContext) => {
-        await handler(message, tx);
-        if (killAt > 0 && ++handled === killAt) {
-          console.log(
-            `${name}: SIGKILL myself mid-batch at message ${handled} (${message.topic}[${message.partition}]@${message.offset})`,
-          );
-          process.kill(process.pid, 'SIGKILL');
-        }
-      },
+      ...(name === 'fulfilment'
+        ? {
+            // Locks its hot inventory rows in sku order for the whole batch (see fulfilmentBatchHandler).
+            handleBatch: async (messages: readonly InboundMessage[], tx: TransactionContext) => {
+              await fulfilment(messages, tx);
+              for (const message of messages) afterHandled(message);
+            },
+          }
+        : {
+            handler: async (message: InboundMessage, tx: TransactionContext) => {
+              await handler(message, tx);
+              afterHandled(message);
+            },
+          }),
       onError: (error) => {
         const { topic, partition, offset, attempts } = error.details;
         console.error(
