@@ -1,10 +1,17 @@
 import { createRequire } from 'node:module';
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
+import { dlqListCommand } from './commands/dlq-list';
+import { dlqRedriveCommand } from './commands/dlq-redrive';
+import { dlqShowCommand } from './commands/dlq-show';
 import { inboxPositionsCommand } from './commands/inbox-positions';
 import { inboxResetPositionsCommand } from './commands/inbox-reset-positions';
+import { inboxStatusCommand } from './commands/inbox-status';
+import { keysPurgeCommand, keysShowCommand } from './commands/keys';
 import { migrateCommand } from './commands/migrate';
+import { outboxDropCommand } from './commands/outbox-drop';
 import { outboxParkedCommand } from './commands/outbox-parked';
+import { outboxStatusCommand } from './commands/outbox-status';
 import { outboxUnparkCommand } from './commands/outbox-unpark';
 import { relayCommand } from './commands/relay';
 import { statusCommand } from './commands/status';
@@ -28,13 +35,35 @@ export function createCli(io: CliIo = processIo): Command {
   statusCommand(program, io);
   relayCommand(program, io);
   const outbox = program.command('outbox').description('inspect and repair the outbox');
+  outboxStatusCommand(outbox, io);
   outboxParkedCommand(outbox, io);
   outboxUnparkCommand(outbox, io);
+  outboxDropCommand(outbox, io);
   const inbox = program.command('inbox').description('inspect and operate the inbox consumers');
+  inboxStatusCommand(inbox, io);
   inboxPositionsCommand(inbox, io);
   inboxResetPositionsCommand(inbox, io);
+  const dlq = program
+    .command('dlq')
+    .description("inspect and redrive the inbox consumers' dead letters (each redrive runs once)");
+  dlqListCommand(dlq, io);
+  dlqShowCommand(dlq, io);
+  dlqRedriveCommand(dlq, io);
+  const keys = program.command('keys').description('inspect and purge HTTP idempotency keys');
+  keysShowCommand(keys, io);
+  keysPurgeCommand(keys, io);
+  // The top-level help lists every subcommand of the groups too, so one `--help` shows all there is.
+  program.addHelpText('after', () => {
+    const entries = [outbox, inbox, dlq, keys].flatMap((group) =>
+      group.commands.map((command) => [`${group.name()} ${command.name()}`, command.description()] as const),
+    );
+    const width = Math.max(...entries.map(([name]) => name.length));
+    return `\nOperator commands (each takes --help; listing commands take --json):\n${entries
+      .map(([name, description]) => `  ${name.padEnd(width)}  ${description}`)
+      .join('\n')}`;
+  });
   // Subcommand groups stop at the first error too, instead of calling process.exit.
-  for (const group of [outbox, inbox])
+  for (const group of [outbox, inbox, dlq, keys])
     group.exitOverride().configureOutput({
       writeOut: (text) => io.out(text.trimEnd()),
       writeErr: (text) => io.err(text.trimEnd()),

@@ -44,6 +44,7 @@ export {
   type MessageHeaders,
   messageIdHeader,
   type OutboxEvent,
+  redriveHeader,
   type TransactionalOutbox,
   valueAsJson,
 } from './envelope';
