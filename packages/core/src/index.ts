@@ -64,4 +64,16 @@ export {
   sleep,
   transientSqlStates,
 } from './retry';
+export {
+  type HttpRequestContext,
+  httpRequestChannel,
+  type IdempotencyOutcome,
+  type InboxHandleContext,
+  inboxHandleChannel,
+  type RelaySendContext,
+  relaySendChannel,
+  type TracedCallContext,
+  type TracedCallWrapper,
+  traceCall,
+} from './tracing-channels';
 export { type WaitForServiceOptions, waitForService } from './wait-for-service';

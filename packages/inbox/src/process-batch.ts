@@ -1,7 +1,10 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import {
   type BatchControl,
   backoffDelayMs,
   type InboundMessage,
+  type InboxHandleContext,
+  inboxHandleChannel,
   isConnectionError,
   isOnceflowError,
   isTransientDatabaseError,
@@ -13,10 +16,13 @@ import {
   type TransactionalOutbox,
   type TransportBatch,
   toOnceflowError,
+  traceCall,
 } from '@onceflow/core';
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { deadLetterEvent } from './dead-letter';
 import { type DeadLetterReason, defaultInboxConsumerOptions, type ResolvedInboxOptions } from './options';
+
+const handleTracing = diagnosticsChannel.tracingChannel<unknown, InboxHandleContext>(inboxHandleChannel);
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
 interface Entry {
@@ -171,6 +177,13 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     }
   }
 
+  /** Calls a handler, traced on the inbox handle channel while someone listens. */
+  function traced(messages: readonly InboundMessage[], batch: boolean, call: () => Promise<void>) {
+    if (!handleTracing.hasSubscribers) return call;
+    return () =>
+      traceCall(handleTracing, { consumer: options.consumer, topic, partition, messages, batch }, call);
+  }
+
   /** Where a message is, for the details of the errors reported about it. */
   const whereIs = (message: InboundMessage) => ({
     consumer: options.consumer,
@@ -240,7 +253,11 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       const messages = run;
       run = [];
       current = 'run';
-      await withinTimeLimit(tx, messages[0]!.offset, () => handleBatch!(messages, tx.context));
+      await withinTimeLimit(
+        tx,
+        messages[0]!.offset,
+        traced(messages, true, () => handleBatch!(messages, tx.context)),
+      );
     };
     const handleBatch = options.handleBatch;
     const handler = options.handler;
@@ -283,7 +300,12 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
             disposition.attempts,
             deadLettered,
           );
-        else await withinTimeLimit(tx, entry.message.offset, () => handler!(entry.message, tx.context));
+        else
+          await withinTimeLimit(
+            tx,
+            entry.message.offset,
+            traced([entry.message], false, () => handler!(entry.message, tx.context)),
+          );
       }
       await flush();
       current = undefined;
