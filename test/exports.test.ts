@@ -6,6 +6,7 @@ import * as core from '@onceflow/core';
 import * as http from '@onceflow/http';
 import * as inbox from '@onceflow/inbox';
 import * as kafkajs from '@onceflow/kafkajs';
+import * as opentelemetry from '@onceflow/opentelemetry';
 import * as outbox from '@onceflow/outbox';
 import * as postgres from '@onceflow/postgres';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +28,8 @@ const surface = {
       'durationMsProblem',
       'errorCodes',
       'headerText',
+      'httpRequestChannel',
+      'inboxHandleChannel',
       'invalidOptions',
       'isConnectionError',
       'isOnceflowError',
@@ -38,6 +41,7 @@ const surface = {
       'newEventId',
       'outboxEnqueueChannel',
       'quoteIdentifier',
+      'relaySendChannel',
       'reportError',
       'resolveLogger',
       'resolveMessageId',
@@ -46,6 +50,7 @@ const surface = {
       'silentLogger',
       'sleep',
       'toOnceflowError',
+      'traceCall',
       'transientSqlStates',
       'validateIdentifier',
       'valueAsJson',
@@ -60,8 +65,11 @@ const surface = {
       'ErrorCode',
       'ErrorHook',
       'HeaderValue',
+      'HttpRequestContext',
       'IdSourceMessage',
+      'IdempotencyOutcome',
       'InboundMessage',
+      'InboxHandleContext',
       'InvalidIdReason',
       'LanePublisher',
       'LogFn',
@@ -77,10 +85,13 @@ const surface = {
       'OutboxEvent',
       'PublishRecord',
       'PublisherTransport',
+      'RelaySendContext',
       'RequiredTopic',
       'ResolveMessageIdOptions',
       'RetryPolicy',
       'StartedHandle',
+      'TracedCallContext',
+      'TracedCallWrapper',
       'TransactionalOutbox',
       'TransportBatch',
       'TransportMessage',
@@ -258,6 +269,11 @@ const surface = {
       'ResumeOutcome',
       'RouteSpec',
     ],
+  },
+  '@onceflow/opentelemetry': {
+    module: opentelemetry,
+    values: ['defaultOnceflowInstrumentationOptions', 'instrumentOnceflow', 'instrumentationScope'],
+    types: ['OnceflowInstrumentation', 'OnceflowInstrumentationOptions'],
   },
   '@onceflow/cli': { module: cli, values: ['createCli', 'main'], types: ['CliIo'] },
 };

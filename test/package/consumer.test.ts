@@ -19,7 +19,7 @@ import { type DocPlanContext, type DocProcess, docPlans } from './doc-plans';
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const packageNames = ['core', 'postgres', 'inbox', 'outbox', 'kafkajs', 'http', 'cli'] as const;
+const packageNames = ['core', 'postgres', 'inbox', 'outbox', 'kafkajs', 'http', 'opentelemetry', 'cli'] as const;
 
 /** Versions the consumer project installs beside the tarballs; kafkajs 2.2.3 proves the peer range. */
 const consumerDependencies = {
@@ -27,6 +27,7 @@ const consumerDependencies = {
   pg: '8.23.1',
   'drizzle-orm': '0.45.4',
   fastify: '5.12.8',
+  '@opentelemetry/api': '1.10.0',
 };
 const consumerDevDependencies = {
   'drizzle-kit': '0.31.11',
