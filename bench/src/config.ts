@@ -1,5 +1,5 @@
 /** The scenario groups `--only` accepts. */
-export const benchGroups = ['inbox', 'relay', 'http', 'peer'] as const;
+export const benchGroups = ['inbox', 'relay', 'http', 'peer', 'tracing'] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
 
@@ -72,7 +72,7 @@ const quick: Omit<BenchConfig, 'groups'> = {
   syncOff: false,
 };
 
-/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer` (repeatable or comma-separated). */
+/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer|tracing` (repeatable or comma-separated). */
 export function parseArgs(argv: readonly string[]): BenchConfig {
   let quickRun = false;
   const groups: BenchGroup[] = [];

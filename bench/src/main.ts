@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only inbox|relay|http|peer]`: every onceflow scenario beside its baseline
+// `pnpm bench [--quick] [--only inbox|relay|http|peer|tracing]`: every onceflow scenario beside its baseline
 // in one run against the real local Kafka and Postgres; prints a table and writes bench/results/.
 import { randomBytes } from 'node:crypto';
 import { ensureStack } from '../../tools/stack/index';
@@ -10,6 +10,7 @@ import { runHttpGroup } from './scenarios/http';
 import { runInboxGroup } from './scenarios/inbox';
 import { runPeerGroup } from './scenarios/peer';
 import { runRelayGroup } from './scenarios/relay';
+import { runTracingGroup } from './scenarios/tracing';
 import { createBenchSchema, dropBenchSchema } from './services';
 import { benchKafka, benchPool } from './shared';
 
@@ -18,6 +19,7 @@ const groupRunners: Record<BenchGroup, (ctx: BenchContext) => Promise<void>> = {
   relay: runRelayGroup,
   http: runHttpGroup,
   peer: runPeerGroup,
+  tracing: runTracingGroup,
 };
 
 async function main(): Promise<number> {

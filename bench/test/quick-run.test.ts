@@ -32,6 +32,8 @@ const expectedFields = [
   'http_replay_req_per_s',
   'peer_inbox_msgs_per_s',
   'peer_outbox_events_per_s',
+  'inbox_tracing_overhead_ratio',
+  'relay_tracing_overhead_ratio',
 ];
 
 describe('pnpm bench --quick', () => {

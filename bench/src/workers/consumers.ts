@@ -18,6 +18,7 @@ import {
   summarizeTimings,
 } from '../shared';
 import { announceReady, finishWith, observeConsumers, type WorkerParams, workerParams } from './protocol';
+import { enableTracing } from './tracing';
 
 /** Parameters of the consumer workers. */
 export interface ConsumerParams extends WorkerParams {
@@ -36,6 +37,8 @@ export interface ConsumerParams extends WorkerParams {
    * in one multi-row insert (`handleBatch`); `per-message` writes one row per `handler` call.
    */
   inboxHandler?: 'batch' | 'per-message';
+  /** Turns OpenTelemetry tracing on, without an exporter (see workers/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** What a consumer worker reports. */
@@ -142,6 +145,7 @@ export async function naiveConsumer(): Promise<void> {
  */
 export async function inboxConsumer(): Promise<void> {
   const p = workerParams<ConsumerParams>();
+  if (p.tracing) enableTracing();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 2);
   const timings: QueryTimings = {};

@@ -15,6 +15,7 @@ import {
   summarizeTimings,
 } from '../shared';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
+import { enableTracing } from './tracing';
 
 /** Parameters of the relay workers. */
 export interface RelayParams extends WorkerParams {
@@ -29,6 +30,8 @@ export interface RelayParams extends WorkerParams {
   peerTable?: string;
   peerFunction?: string;
   batchSize?: number;
+  /** Turns OpenTelemetry tracing on, without an exporter (see workers/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** What a relay worker reports. */
@@ -51,6 +54,7 @@ function report(events: number, startedAt: number, doneAt: number): never {
  */
 export async function onceflowRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
+  if (p.tracing) enableTracing();
   const pool = benchPool(p, p.syncCommit, 24);
   const timings: QueryTimings = {};
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);
