@@ -6,6 +6,7 @@ import * as core from '@onceflow/core';
 import * as http from '@onceflow/http';
 import * as inbox from '@onceflow/inbox';
 import * as kafkajs from '@onceflow/kafkajs';
+import * as opentelemetry from '@onceflow/opentelemetry';
 import * as otelMetrics from '@onceflow/otel-metrics';
 import * as outbox from '@onceflow/outbox';
 import * as postgres from '@onceflow/postgres';
@@ -30,8 +31,10 @@ const surface = {
       'durationMsProblem',
       'errorCodes',
       'headerText',
+      'httpRequestChannel',
       'inboxBatchChannel',
       'inboxDeadLetterChannel',
+      'inboxHandleChannel',
       'inboxPositionAheadChannel',
       'inboxRetryChannel',
       'inboxTransactionChannel',
@@ -51,6 +54,7 @@ const surface = {
       'relayBatchChannel',
       'relayLaneChannel',
       'relayParkedChannel',
+      'relaySendChannel',
       'reportError',
       'resolveLogger',
       'resolveMessageId',
@@ -60,6 +64,7 @@ const surface = {
       'sleep',
       'statusChannel',
       'toOnceflowError',
+      'traceCall',
       'transientSqlStates',
       'validateIdentifier',
       'valueAsJson',
@@ -76,10 +81,13 @@ const surface = {
       'ErrorCode',
       'ErrorHook',
       'HeaderValue',
+      'HttpRequestContext',
       'IdSourceMessage',
+      'IdempotencyOutcome',
       'InboundMessage',
       'InboxBatchMessage',
       'InboxDeadLetterMessage',
+      'InboxHandleContext',
       'InboxPartitionRef',
       'InboxPositionAheadMessage',
       'InboxRetryMessage',
@@ -104,12 +112,15 @@ const surface = {
       'RelayLaneMessage',
       'RelayParkedMessage',
       'RelayRef',
+      'RelaySendContext',
       'RequiredTopic',
       'ResolveMessageIdOptions',
       'RetryPolicy',
       'StartedHandle',
       'StatusChangeMessage',
       'StatusTracker',
+      'TracedCallContext',
+      'TracedCallWrapper',
       'TransactionalOutbox',
       'TransportBatch',
       'TransportMessage',
@@ -317,6 +328,11 @@ const surface = {
     module: prometheus,
     values: ['defaultOnceflowMetricsOptions', 'onceflowMetricDefinitions', 'registerOnceflowMetrics'],
     types: ['OnceflowMetricName', 'OnceflowMetrics', 'OnceflowMetricsOptions'],
+  },
+  '@onceflow/opentelemetry': {
+    module: opentelemetry,
+    values: ['defaultOnceflowInstrumentationOptions', 'instrumentOnceflow', 'instrumentationScope'],
+    types: ['OnceflowInstrumentation', 'OnceflowInstrumentationOptions'],
   },
   '@onceflow/cli': { module: cli, values: ['createCli', 'main'], types: ['CliIo'] },
 };

@@ -8,6 +8,7 @@ export const benchGroups = [
   'scaling',
   'recovery',
   'pipeline',
+  'tracing',
 ] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only inbox|hot-rows|relay|http|peer|scaling|recovery|pipeline]`: every onceflow scenario beside its baseline
+// `pnpm bench [--quick] [--only inbox|hot-rows|relay|http|peer|scaling|recovery|pipeline|tracing]`: every onceflow scenario beside its baseline
 // in one run against the real local Kafka and Postgres; prints a table and writes bench/results/.
 import { randomBytes } from 'node:crypto';
 import { ensureStack } from '../../tools/stack/index';
@@ -14,6 +14,7 @@ import { runPipelineGroup } from './scenarios/pipeline';
 import { runRecoveryGroup } from './scenarios/recovery';
 import { runRelayGroup } from './scenarios/relay';
 import { runScalingGroup } from './scenarios/scaling';
+import { runTracingGroup } from './scenarios/tracing';
 import { createBenchSchema, dropBenchSchema } from './services';
 import { benchKafka, benchPool } from './shared';
 
@@ -26,6 +27,7 @@ const groupRunners: Record<BenchGroup, (ctx: BenchContext) => Promise<void>> = {
   scaling: runScalingGroup,
   recovery: runRecoveryGroup,
   pipeline: runPipelineGroup,
+  tracing: runTracingGroup,
 };
 
 async function main(): Promise<number> {

@@ -103,6 +103,15 @@ const rows: Row[] = [
   { field: 'peer_relay_peak_rss_mb', unit: 'MiB' },
   { field: 'peer_logical_inbox_consumer_peak_rss_mb', unit: 'MiB' },
   { field: 'peer_logical_relay_peak_rss_mb', unit: 'MiB' },
+  { field: 'inbox_untraced_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_traced_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_tracing_overhead_ratio', unit: '×', target: '≥ 0.95', meets: (v) => v >= 0.95 },
+  { field: 'inbox_per_msg_handler_untraced_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_per_msg_handler_traced_msgs_per_s', unit: 'msg/s' },
+  { field: 'inbox_per_msg_handler_tracing_overhead_ratio', unit: '×' },
+  { field: 'relay_untraced_events_per_s', unit: 'ev/s' },
+  { field: 'relay_traced_events_per_s', unit: 'ev/s' },
+  { field: 'relay_tracing_overhead_ratio', unit: '×', target: '≥ 0.95', meets: (v) => v >= 0.95 },
 ];
 
 function formatNumber(value: number): string {

@@ -28,7 +28,15 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Record<nu
 export async function produceMessages(
   kafka: Kafka,
   topics: string[],
-  options: { runId: string; count: number; valueBytes: number; keys: number; offset?: number },
+  options: {
+    runId: string;
+    count: number;
+    valueBytes: number;
+    keys: number;
+    offset?: number;
+    /** A `traceparent` header for message `n`, as a traced producer sends it. Default: none. */
+    traceparent?: (n: number) => string;
+  },
 ): Promise<void> {
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
@@ -41,7 +49,10 @@ export async function produceMessages(
         messages.push({
           key: benchKey(n, options.keys),
           value: benchValue(n, options.valueBytes),
-          headers: { 'message-id': benchMessageId(options.runId, n) },
+          headers: {
+            'message-id': benchMessageId(options.runId, n),
+            ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent(n) }),
+          },
         });
       await producer.sendBatch({ acks: -1, topicMessages: topics.map((topic) => ({ topic, messages })) });
     }
@@ -159,11 +170,27 @@ export async function enqueueEvents(
 export async function fillOnceflowOutbox(
   pool: pg.Pool,
   schema: string,
-  options: { topic: string; count: number; valueBytes: number; keys: number; offset: number; runId: string },
+  options: {
+    topic: string;
+    count: number;
+    valueBytes: number;
+    keys: number;
+    offset: number;
+    runId: string;
+    /** A `traceparent` header for event `n`, as a traced `enqueue` stores it. Default: none. */
+    traceparent?: (n: number) => string;
+  },
 ): Promise<void> {
   const end = options.offset + options.count;
-  for (let i = options.offset; i < end; i += 500)
-    await enqueueEvents(pool, schema, benchEvents(options, i, Math.min(end, i + 500)));
+  const { traceparent } = options;
+  for (let i = options.offset; i < end; i += 500) {
+    const events = benchEvents(options, i, Math.min(end, i + 500));
+    if (traceparent !== undefined)
+      events.forEach((event, index) => {
+        event.headers = { traceparent: traceparent(i + index) };
+      });
+    await enqueueEvents(pool, schema, events);
+  }
 }
 
 /** Fills the naive relay's table with `count` events. */

@@ -47,6 +47,8 @@ const expectedFields = [
   'relay_2_relays_ratio',
   'consumer_failover_s',
   'pipeline_e2e_p99_ms',
+  'inbox_tracing_overhead_ratio',
+  'relay_tracing_overhead_ratio',
 ];
 
 describe('pnpm bench --quick', () => {

@@ -28,6 +28,7 @@ const packageNames = [
   'http',
   'prometheus',
   'otel-metrics',
+  'opentelemetry',
   'cli',
 ] as const;
 

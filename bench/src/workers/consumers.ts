@@ -31,6 +31,7 @@ import {
   type WorkerParams,
   workerParams,
 } from './protocol';
+import { enableTracing } from './tracing';
 
 /** Parameters of the consumer workers. */
 export interface ConsumerParams extends WorkerParams {
@@ -59,6 +60,8 @@ export interface ConsumerParams extends WorkerParams {
    * members of a group, whose progress the harness reads from the database.
    */
   untilTerminated?: boolean;
+  /** Turns OpenTelemetry tracing on, without an exporter (see workers/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** What a consumer worker reports. */
@@ -183,6 +186,7 @@ export async function naiveConsumer(): Promise<void> {
 export async function inboxConsumer(): Promise<void> {
   const p = workerParams<ConsumerParams>();
   if (p.metrics) registerOnceflowMetrics({ registry: new Registry() });
+  if (p.tracing) enableTracing();
   const { kafka, progress } = observeConsumers(benchKafka(p), p.topic, p.endOffsets);
   const pool = benchPool(p, p.syncCommit, p.concurrency + 2);
   const timings: QueryTimings = {};

@@ -14,6 +14,7 @@ import {
 } from '../shared';
 import { type PeerModeParams, peerStallMs, startPeerListener } from './consumers';
 import { announceReady, finishWith, terminated, type WorkerParams, workerParams } from './protocol';
+import { enableTracing } from './tracing';
 
 /** Parameters of the relay workers. */
 export interface RelayParams extends WorkerParams {
@@ -30,6 +31,8 @@ export interface RelayParams extends WorkerParams {
   batchSize?: number;
   /** Register onceflow's Prometheus metrics in the worker, with backlog reads every 5 s as by default. */
   metrics?: boolean;
+  /** Turns OpenTelemetry tracing on, without an exporter (see workers/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** What a relay worker reports. */
@@ -53,6 +56,7 @@ function report(events: number, startedAt: number, doneAt: number): never {
 export async function onceflowRelay(): Promise<void> {
   const p = workerParams<RelayParams>();
   if (p.metrics) registerOnceflowMetrics({ registry: new Registry() });
+  if (p.tracing) enableTracing();
   const pool = benchPool(p, p.syncCommit, 24);
   const timings: QueryTimings = {};
   if (process.env.BENCH_QUERY_TIMING === '1') instrumentPool(pool, timings);

@@ -11,6 +11,8 @@ export const outboxEnqueueChannel = 'onceflow:outbox:enqueue';
 export interface OutboxEnqueueMessage {
   /** The event as the caller gave it. */
   readonly event: Readonly<OutboxEvent>;
+  /** The event's id: the caller's `id`, or the one onceflow gave it (its `message-id` header). */
+  readonly id: string;
   /** Schema of the outbox written to. */
   readonly schema: string;
   /**

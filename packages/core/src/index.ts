@@ -96,4 +96,16 @@ export {
   createStatusTracker,
   type StatusTracker,
 } from './status';
+export {
+  type HttpRequestContext,
+  httpRequestChannel,
+  type IdempotencyOutcome,
+  type InboxHandleContext,
+  inboxHandleChannel,
+  type RelaySendContext,
+  relaySendChannel,
+  type TracedCallContext,
+  type TracedCallWrapper,
+  traceCall,
+} from './tracing-channels';
 export { type WaitForServiceOptions, waitForService } from './wait-for-service';

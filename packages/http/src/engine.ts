@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import {
   alreadyStarted,
   createStoppable,
+  type HttpRequestContext,
+  httpRequestChannel,
+  type IdempotencyOutcome,
   invalidOptions,
   isConnectionError,
   isOnceflowError,
@@ -9,6 +13,7 @@ import {
   reportError,
   type StartedHandle,
   toOnceflowError,
+  traceCall,
 } from '@onceflow/core';
 import {
   createPgIdempotencyKeyStore,
@@ -34,6 +39,52 @@ import {
   type RouteSpec,
   startedRecoveryPoint,
 } from './route';
+
+const requestTracing = diagnosticsChannel.tracingChannel<unknown, HttpRequestContext>(httpRequestChannel);
+
+/** Where a request notes how it was answered, for the tracing channel. */
+interface OutcomeNote {
+  outcome?: IdempotencyOutcome;
+}
+
+/** How a keyed run's last step answered the request. */
+function outcomeOf(step: Step): IdempotencyOutcome {
+  switch (step.type) {
+    case 'done':
+      return 'claimed';
+    case 'replay':
+      return 'replayed';
+    case 'mismatch':
+      return 'conflict';
+    case 'locked':
+    case 'busy':
+    case 'lost':
+      return 'in-flight';
+    default:
+      return 'failed';
+  }
+}
+
+/** Runs a request, traced on the request channel while someone listens. */
+function traced(
+  request: IdempotentRequest,
+  route: RouteSpec,
+  run: (note: OutcomeNote) => Promise<HttpResult>,
+): Promise<HttpResult> {
+  if (!requestTracing.hasSubscribers) return run({});
+  const context: HttpRequestContext = {
+    route: route.id,
+    method: request.method,
+    headers: request.headers,
+    scope: request.key === undefined ? undefined : request.scope,
+    key: request.key,
+  };
+  return traceCall(requestTracing, context, async () => {
+    const response = await run(context);
+    context.status = response.status;
+    return response;
+  });
+}
 
 /** Outcome of {@link IdempotencyEngine.admit}: the key to use, or the answer to send right away. */
 export type Admission = { ok: true; key: string | undefined } | { ok: false; response: HttpResult };
@@ -454,7 +505,7 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     key: string,
     fingerprint: Buffer,
     routeId: string,
-  ): Promise<{ answer?: HttpResult; retryAfterS: number }> {
+  ): Promise<{ answer?: HttpResult; outcome?: IdempotencyOutcome; retryAfterS: number }> {
     if (peeking >= resolved.maxInFlight) return { retryAfterS: 1 };
     let snapshot: Awaited<ReturnType<IdempotencyKeyStore['peek']>>;
     peeking++;
@@ -462,14 +513,15 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       snapshot = await store.peek(scope, key);
     } catch (error) {
       report(error, routeId, scope, key);
-      return { answer: fail('internal-error'), retryAfterS: 1 };
+      return { answer: fail('internal-error'), outcome: 'failed', retryAfterS: 1 };
     } finally {
       peeking--;
     }
     if (!snapshot) return { retryAfterS: 1 };
-    if (!snapshot.fingerprint.equals(fingerprint)) return { answer: fail('key-reused'), retryAfterS: 1 };
+    if (!snapshot.fingerprint.equals(fingerprint))
+      return { answer: fail('key-reused'), outcome: 'conflict', retryAfterS: 1 };
     if (snapshot.state === 'completed' && snapshot.response)
-      return { answer: replayOf(snapshot.response), retryAfterS: 1 };
+      return { answer: replayOf(snapshot.response), outcome: 'replayed', retryAfterS: 1 };
     return { retryAfterS: snapshot.leaseLive ? snapshot.leaseRemainingMs / 1000 : 1 };
   }
 
@@ -479,8 +531,11 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     scope: string,
     key: string,
     fingerprint: Buffer,
+    note: OutcomeNote,
   ): Promise<HttpResult> {
     const deadline = Date.now() + resolved.inFlightWaitMs;
+    // Until a later answer says otherwise, the request waits for a key in flight.
+    note.outcome = 'in-flight';
     for (;;) {
       const admission = limiter.enter(scope, key);
       if (admission === 'admitted') {
@@ -490,14 +545,18 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
         } finally {
           limiter.leave(scope, key);
         }
+        note.outcome = outcomeOf(result.step);
         if (result.step.type !== 'locked') return result.response ?? fail('internal-error');
         // Another process holds the key's lock: it may be running the key, or replaying it.
         const stored = await lookup(scope, key, fingerprint, route.id);
+        if (stored.outcome) note.outcome = stored.outcome;
         return stored.answer ?? fail('request-in-progress', stored.retryAfterS);
       }
       // A completed key needs no slot and no lock: whatever runs here, its stored response is the answer.
       const stored = await lookup(scope, key, fingerprint, route.id);
+      if (stored.outcome) note.outcome = stored.outcome;
       if (stored.answer) return stored.answer;
+      if (admission === 'flood' || admission === 'full') note.outcome = 'refused';
       if (admission === 'flood') return fail('too-many-requests', 1);
       if (admission === 'full') return fail('unavailable', 1);
       // The key is running in this process: wait for its outcome, then look again.
@@ -510,7 +569,10 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       } finally {
         waiting--;
       }
-      if (stopped) return fail('unavailable', 1);
+      if (stopped) {
+        note.outcome = 'refused';
+        return fail('unavailable', 1);
+      }
     }
   }
 
@@ -520,7 +582,12 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
     const { key, scope } = request;
     if (key === undefined) {
       if (route.required) return fail('key-missing');
-      return track(runUnkeyed(request, route));
+      return track(
+        traced(request, route, (note) => {
+          note.outcome = 'unkeyed';
+          return runUnkeyed(request, route);
+        }),
+      );
     }
     // Without a principal, keys of different clients would meet in one scope.
     if (typeof scope !== 'string' || scope.length === 0) return fail('scope-missing');
@@ -535,7 +602,9 @@ export function createIdempotencyEngine(options: IdempotencyEngineOptions): Idem
       if (kind) return fail(kind);
       throw error;
     }
-    return track(handleKeyed(request, route, scope, key, fingerprint));
+    return track(
+      traced(request, route, (note) => handleKeyed(request, route, scope, key, fingerprint, note)),
+    );
   }
 
   async function resume(scope: string, key: string): Promise<ResumeOutcome> {

@@ -6,11 +6,13 @@ import {
   type InboundMessage,
   type InboxBatchMessage,
   type InboxDeadLetterMessage,
+  type InboxHandleContext,
   type InboxPositionAheadMessage,
   type InboxRetryMessage,
   type InboxTransactionMessage,
   inboxBatchChannel,
   inboxDeadLetterChannel,
+  inboxHandleChannel,
   inboxPositionAheadChannel,
   inboxRetryChannel,
   inboxTransactionChannel,
@@ -26,6 +28,7 @@ import {
   type TransactionalOutbox,
   type TransportBatch,
   toOnceflowError,
+  traceCall,
 } from '@onceflow/core';
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
 import { acceptRedrives, deadLetterErrorText, deadLetterEvent } from './dead-letter';
@@ -38,6 +41,8 @@ const transactionChannel = diagnosticsChannel.channel(inboxTransactionChannel);
 const retryChannel = diagnosticsChannel.channel(inboxRetryChannel);
 const deadLetterChannel = diagnosticsChannel.channel(inboxDeadLetterChannel);
 const positionAheadChannel = diagnosticsChannel.channel(inboxPositionAheadChannel);
+
+const handleTracing = diagnosticsChannel.tracingChannel<unknown, InboxHandleContext>(inboxHandleChannel);
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
 interface Entry {
@@ -196,6 +201,13 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     }
   }
 
+  /** Calls a handler, traced on the inbox handle channel while someone listens. */
+  function traced(messages: readonly InboundMessage[], batch: boolean, call: () => Promise<void>) {
+    if (!handleTracing.hasSubscribers) return call;
+    return () =>
+      traceCall(handleTracing, { consumer: options.consumer, topic, partition, messages, batch }, call);
+  }
+
   /** Where a message is, for the details of the errors reported about it. */
   const whereIs = (message: InboundMessage) => ({
     consumer: options.consumer,
@@ -298,7 +310,11 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       const messages = run;
       run = [];
       current = 'run';
-      await withinTimeLimit(tx, messages[0]!.offset, () => handleBatch!(messages, tx.context));
+      await withinTimeLimit(
+        tx,
+        messages[0]!.offset,
+        traced(messages, true, () => handleBatch!(messages, tx.context)),
+      );
     };
     const handleBatch = options.handleBatch;
     const handler = options.handler;
@@ -343,7 +359,12 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
             disposition.attempts,
             deadLettered,
           );
-        else await withinTimeLimit(tx, entry.message.offset, () => handler!(entry.message, tx.context));
+        else
+          await withinTimeLimit(
+            tx,
+            entry.message.offset,
+            traced([entry.message], false, () => handler!(entry.message, tx.context)),
+          );
       }
       await flush();
       current = undefined;

@@ -1,4 +1,13 @@
-import { isOnceflowError, type LanePublisher, type OnceflowError, type PublishRecord } from '@onceflow/core';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import {
+  isOnceflowError,
+  type LanePublisher,
+  type OnceflowError,
+  type PublishRecord,
+  type RelaySendContext,
+  relaySendChannel,
+  traceCall,
+} from '@onceflow/core';
 import type { OutboxRow } from '@onceflow/postgres';
 
 /** What became of a claimed batch. */
@@ -24,6 +33,14 @@ const parkAtOnce: RefusedTopicPolicy = (topic, refusal) => ({
   action: 'park',
   error: `topic "${topic}" was refused: ${describe(refusal)}`,
 });
+
+const sendTracing = diagnosticsChannel.tracingChannel<unknown, RelaySendContext>(relaySendChannel);
+
+/** Publishes `records`, traced on the relay send channel while someone listens. */
+function send(publisher: LanePublisher, records: PublishRecord[]): Promise<void> {
+  if (!sendTracing.hasSubscribers) return publisher.publish(records);
+  return traceCall(sendTracing, { records }, () => publisher.publish(records));
+}
 
 const toRecord = (row: OutboxRow): PublishRecord => ({
   topic: row.topic,
@@ -79,7 +96,7 @@ export async function publishBatch(
   outcome.heldBack += rows.length - ready.length;
   if (ready.length === 0) return outcome;
   try {
-    await publisher.publish(ready.map(toRecord));
+    await send(publisher, ready.map(toRecord));
     for (const row of ready) outcome.published.push(row);
     return outcome;
   } catch (error) {

@@ -60,9 +60,13 @@ const isBytes = (value: unknown): value is string | Uint8Array =>
  * The headers to write: the event's own, plus whatever subscribers of the enqueue channel add (trace
  * context). The channel is only published to while someone listens, so it costs nothing otherwise.
  */
-function headersOf(event: OutboxEvent, schema: string): Record<string, string | Buffer> | undefined {
+function headersOf(
+  event: OutboxEvent,
+  id: string,
+  schema: string,
+): Record<string, string | Buffer> | undefined {
   if (!enqueueChannel.hasSubscribers) return event.headers;
-  const message: OutboxEnqueueMessage = { event, schema, headers: { ...event.headers } };
+  const message: OutboxEnqueueMessage = { event, id, schema, headers: { ...event.headers } };
   enqueueChannel.publish(message);
   return message.headers;
 }
@@ -83,7 +87,7 @@ export function encodeOutboxEvent(event: OutboxEvent, schema: string = defaultSc
   const key = event.key === null || event.key === undefined ? null : toBuffer(event.key);
   const headerNames: string[] = [messageIdHeader];
   const headerValues: Buffer[] = [Buffer.from(eventId, 'utf8')];
-  const headers = headersOf(event, schema);
+  const headers = headersOf(event, eventId, schema);
   for (const name in headers) {
     const value = headers[name];
     if (name === messageIdHeader || value === undefined) continue;

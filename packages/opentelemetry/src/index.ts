@@ -1,0 +1,7 @@
+export {
+  defaultOnceflowInstrumentationOptions,
+  instrumentationScope,
+  instrumentOnceflow,
+  type OnceflowInstrumentation,
+  type OnceflowInstrumentationOptions,
+} from './instrument';
