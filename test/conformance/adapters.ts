@@ -19,6 +19,8 @@ export interface ConsumerTuning {
   heartbeatIntervalMs?: number;
   /** Partitions processed in parallel. */
   partitionsConsumedConcurrently?: number;
+  /** Most bytes one fetch returns per partition. */
+  maxBytesPerPartition?: number;
   /** Static membership name (adapters without it ignore it). */
   groupInstanceId?: string;
 }

@@ -1,4 +1,6 @@
 import type { StartedHandle } from '@onceflow/core';
+import type { OutboxRelayHandle } from '@onceflow/outbox';
+import { fastRelaySettings } from '../outbox/helpers';
 import { brokers, type TestDatabase, testKafka } from '../support';
 import {
   type AdapterDescriptor,
@@ -6,6 +8,7 @@ import {
   adapterNames,
   descriptor,
   type ScenarioInboxOptions,
+  type ScenarioRelayOptions,
 } from './adapters';
 
 export { adapterEnv } from './adapters';
@@ -61,4 +64,15 @@ export async function committedOffset(groupId: string, topic: string, partition 
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Starts an in-process relay of `adapter` on the test database with the outbox tests' fast settings. */
+export function startRelay(
+  adapter: AdapterDescriptor,
+  db: TestDatabase,
+  overrides: Partial<ScenarioRelayOptions> = {},
+): Promise<OutboxRelayHandle> {
+  return adapter
+    .createOutboxRelay({ pool: db.pool, schema: db.schema, ...fastRelaySettings, ...overrides })
+    .start();
 }

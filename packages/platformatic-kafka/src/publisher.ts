@@ -7,7 +7,7 @@ import {
   type RetryPolicy,
   resolveRetryPolicy,
 } from '@onceflow/core';
-import { Admin, Producer } from '@platformatic/kafka';
+import { Admin, compatibilityPartitioner, Producer } from '@platformatic/kafka';
 import { clientIdFor, isConnection, type PlatformaticKafkaConnection } from './client';
 import { classifyPublishError, topicRefused } from './errors';
 
@@ -112,6 +112,9 @@ async function openLanePublisher(
     producerId: -1n,
     producerEpoch: -1,
     autocreateTopics: false,
+    // The Java client's (and kafkajs's) key hashing: a key lands in the same partition whichever adapter
+    // relays it. The client's own default keeps murmur2's sign bit and sends some keys elsewhere.
+    partitioner: compatibilityPartitioner,
     // The transaction timeout InitProducerId registers is the client's request `timeout`.
     timeout: options.transactionTimeoutMs,
     retries: Math.max(2, options.retry.maxAttempts - 1),
