@@ -180,6 +180,15 @@ interface PartitionState {
   paused: boolean;
   /** Bumped at every group join: a batch of an earlier generation is stale. */
   generation: number;
+  /** A fetched batch waiting for a free processing slot (see `partitionsConsumedConcurrently`). */
+  ready: ReadyBatch | undefined;
+}
+
+interface ReadyBatch {
+  readonly messages: TransportMessage[];
+  readonly next: bigint;
+  readonly highWatermark: bigint;
+  readonly generation: number;
 }
 
 const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -245,6 +254,8 @@ export function createPlatformaticConsumerTransport(
   let assignment: Map<string, Set<number>> | undefined;
   let generation = 0;
   const running = new Set<Promise<void>>();
+  // Partitions holding a fetched batch, in the order they got it: dispatched as slots free up.
+  const waiting: PartitionState[] = [];
   let wakeUp: (() => void) | undefined;
   let loopDone: Promise<void> | undefined;
   let rejoining: Promise<void> | undefined;
@@ -279,7 +290,15 @@ export function createPlatformaticConsumerTransport(
     const key = keyOf(topic, partition);
     let state = states.get(key);
     if (state === undefined) {
-      state = { topic, partition, position: undefined, busy: false, paused: false, generation };
+      state = {
+        topic,
+        partition,
+        position: undefined,
+        busy: false,
+        paused: false,
+        generation,
+        ready: undefined,
+      };
       states.set(key, state);
     }
     return state;
@@ -295,7 +314,9 @@ export function createPlatformaticConsumerTransport(
     for (const state of states.values()) {
       state.generation = generation;
       state.position = undefined;
+      state.ready = undefined;
     }
+    waiting.length = 0;
     wake();
   };
 
@@ -439,6 +460,18 @@ export function createPlatformaticConsumerTransport(
     });
   };
 
+  /** Starts the waiting batches that are still current, as long as processing slots are free. */
+  const dispatchWaiting = (listener: BatchListener): void => {
+    while (running.size < concurrency && waiting.length > 0) {
+      const state = waiting.shift()!;
+      const ready = state.ready;
+      state.ready = undefined;
+      if (ready === undefined || ready.generation !== state.generation || stopping !== undefined) continue;
+      if (!owns(state.topic, state.partition)) continue;
+      dispatch(listener, state, ready.messages, ready.next, ready.highWatermark);
+    }
+  };
+
   const fetchLoop = async (c: Consumer, listener: BatchListener): Promise<void> => {
     let failures = 0;
     while (stopping === undefined) {
@@ -452,10 +485,13 @@ export function createPlatformaticConsumerTransport(
           for (const partition of partitions) owned.push(stateOf(topic, partition));
         const pending = owned.filter((state) => state.position === undefined && !state.busy);
         if (pending.length > 0) await resolvePositions(c, pending);
-        const free = concurrency - running.size;
-        const idle = owned
-          .filter((state) => !state.busy && !state.paused && state.position !== undefined)
-          .slice(0, Math.max(0, free));
+        dispatchWaiting(listener);
+        // Every idle partition is fetched, whatever the free processing slots: a partition without data
+        // must not keep one with data from being fetched. What cannot start at once waits in `waiting`.
+        const idle = owned.filter(
+          (state) =>
+            !state.busy && !state.paused && state.position !== undefined && state.ready === undefined,
+        );
         if (idle.length === 0) {
           await waitForWake(maxWaitTime);
           continue;
@@ -479,7 +515,7 @@ export function createPlatformaticConsumerTransport(
           continue;
         }
         const fetchGeneration = generation;
-        const waitMs = running.size > 0 ? Math.min(100, maxWaitTime) : maxWaitTime;
+        const waitMs = running.size > 0 || waiting.length > 0 ? Math.min(100, maxWaitTime) : maxWaitTime;
         const results = await Promise.allSettled(
           [...byNode].map(async ([node, wanted]) => {
             const requested = new Map([...wanted].map(([key, state]) => [key, state.position!]));
@@ -535,10 +571,12 @@ export function createPlatformaticConsumerTransport(
                 state.position = next;
                 continue;
               }
-              dispatch(listener, state, messages, next, partitionResponse.highWatermark);
+              state.ready = { messages, next, highWatermark: partitionResponse.highWatermark, generation };
+              waiting.push(state);
             }
           }
         }
+        dispatchWaiting(listener);
         if (failed !== undefined) throw failed;
         failures = 0;
       } catch (error) {
