@@ -7,6 +7,7 @@ import * as http from '@onceflow/http';
 import * as inbox from '@onceflow/inbox';
 import * as kafkajs from '@onceflow/kafkajs';
 import * as outbox from '@onceflow/outbox';
+import * as platformatic from '@onceflow/platformatic-kafka';
 import * as postgres from '@onceflow/postgres';
 import { describe, expect, it } from 'vitest';
 import * as cli from '../packages/cli/src/index';
@@ -202,6 +203,27 @@ const surface = {
       'KafkajsInboxConsumerOptions',
       'KafkajsOutboxRelayOptions',
       'KafkajsPublisherTransportOptions',
+    ],
+  },
+  '@onceflow/platformatic-kafka': {
+    module: platformatic,
+    values: [
+      'classifyPublishError',
+      'createInboxConsumer',
+      'createOutboxRelay',
+      'createPlatformaticConsumerTransport',
+      'createPlatformaticPublisherTransport',
+      'defaultPlatformaticConsumerConfig',
+      'defaultPlatformaticConsumerTransportOptions',
+      'defaultPlatformaticPublisherTransportOptions',
+    ],
+    types: [
+      'PlatformaticConsumerConfig',
+      'PlatformaticConsumerTransportOptions',
+      'PlatformaticInboxConsumerOptions',
+      'PlatformaticKafkaConnection',
+      'PlatformaticOutboxRelayOptions',
+      'PlatformaticPublisherTransportOptions',
     ],
   },
   '@onceflow/http': {
