@@ -11,8 +11,9 @@ export default defineConfig({
       'examples/*/test/**/*.test.ts',
       'bench/test/**/*.test.ts',
     ],
-    // The fault suite starts and breaks servers of its own: `pnpm test:faults` runs it.
-    exclude: ['test/faults/**', '**/node_modules/**'],
+    // The fault suite starts and breaks servers of its own: `pnpm test:faults` runs it. The transport
+    // conformance suite runs each scenario for every Kafka adapter on Node 24: `pnpm test:conformance`.
+    exclude: ['test/faults/**', 'test/conformance/**', '**/node_modules/**'],
     globalSetup: ['test/support/global-setup.ts'],
     // Real brokers and databases: waiting is normal, speed is asserted nowhere (bench/ measures it).
     testTimeout: 180_000,

@@ -9,6 +9,7 @@ import * as kafkajs from '@onceflow/kafkajs';
 import * as opentelemetry from '@onceflow/opentelemetry';
 import * as otelMetrics from '@onceflow/otel-metrics';
 import * as outbox from '@onceflow/outbox';
+import * as platformatic from '@onceflow/platformatic-kafka';
 import * as postgres from '@onceflow/postgres';
 import * as prometheus from '@onceflow/prometheus';
 import { describe, expect, it } from 'vitest';
@@ -262,6 +263,27 @@ const surface = {
       'KafkajsInboxConsumerOptions',
       'KafkajsOutboxRelayOptions',
       'KafkajsPublisherTransportOptions',
+    ],
+  },
+  '@onceflow/platformatic-kafka': {
+    module: platformatic,
+    values: [
+      'classifyPublishError',
+      'createInboxConsumer',
+      'createOutboxRelay',
+      'createPlatformaticConsumerTransport',
+      'createPlatformaticPublisherTransport',
+      'defaultPlatformaticConsumerConfig',
+      'defaultPlatformaticConsumerTransportOptions',
+      'defaultPlatformaticPublisherTransportOptions',
+    ],
+    types: [
+      'PlatformaticConsumerConfig',
+      'PlatformaticConsumerTransportOptions',
+      'PlatformaticInboxConsumerOptions',
+      'PlatformaticKafkaConnection',
+      'PlatformaticOutboxRelayOptions',
+      'PlatformaticPublisherTransportOptions',
     ],
   },
   '@onceflow/http': {

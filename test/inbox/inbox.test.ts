@@ -1,19 +1,10 @@
-import { fileURLToPath } from 'node:url';
 import { isOnceflowError } from '@onceflow/core';
 import { deadLetterHeaders } from '@onceflow/inbox';
 import { createInboxConsumer } from '@onceflow/kafkajs';
 import { createPgInboxStore } from '@onceflow/postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTopic,
-  databaseUrl,
-  produceRaw,
-  spawnTs,
-  type TestDatabase,
-  testKafka,
-  uniqueName,
-} from '../support';
+import { createTopic, databaseUrl, produceRaw, type TestDatabase, testKafka, uniqueName } from '../support';
 import {
   createInboxDatabase,
   deadLetterRows,
@@ -23,8 +14,6 @@ import {
   waitFor,
 } from './helpers';
 
-const fixture = fileURLToPath(new URL('./fixtures/consumer.ts', import.meta.url));
-
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createInboxDatabase();
@@ -33,52 +22,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function committedOffset(groupId: string, topic: string, partition = 0): Promise<bigint> {
-  const admin = testKafka().admin();
-  await admin.connect();
-  try {
-    const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    return BigInt(result!.partitions.find((p) => p.partition === partition)!.offset);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 describe('inbox consumer on Kafka and Postgres', () => {
-  it('the same message id produced twice at different offsets applies one effect', async () => {
-    const topic = uniqueName('inbox_dup');
-    const consumer = uniqueName('c');
-    await createTopic(topic, 1);
-    const ids = ['a', 'b', 'a', 'c', 'b', 'a'];
-    await produceRaw(
-      topic,
-      ids.map((id) => ({ value: id, headers: { 'message-id': id } })),
-    );
-    await using handle = await startConsumer(db, {
-      consumer,
-      topics: [topic],
-      handler: async (message, { client }) => {
-        await client.query(`INSERT INTO "${db.schema}".effects (message_id) VALUES ($1)`, [
-          `${consumer}:${message.id}`,
-        ]);
-      },
-    });
-    await waitFor(
-      'the consumer to reach the end',
-      async () => (await positionTotal(db.pool, db.schema, consumer)) === 6,
-    );
-    // A later copy in a later batch is a duplicate too.
-    await produceRaw(topic, [{ value: 'a again', headers: { 'message-id': 'a' } }]);
-    await waitFor(
-      'the late duplicate',
-      async () => (await positionTotal(db.pool, db.schema, consumer)) === 7,
-    );
-    await handle.stop();
-    const mine = (await effects(db.pool, db.schema)).filter((e) => e.startsWith(`${consumer}:`));
-    expect(mine).toEqual([`${consumer}:a`, `${consumer}:b`, `${consumer}:c`]);
-    await waitFor('the broker offset commit', async () => (await committedOffset(consumer, topic)) === 7n);
-  });
-
   it('a handler that throws midway leaves no rows and no inbox row; after the retry the effect exists once', async () => {
     const topic = uniqueName('inbox_throw');
     const consumer = uniqueName('c');
@@ -249,89 +193,6 @@ describe('inbox consumer on Kafka and Postgres', () => {
       expect((thrown as Error).message).toMatch(message);
     }
     return pool.end();
-  });
-
-  it('redelivery after a SIGKILL between DB commit and offset commit applies effects once', async () => {
-    const topic = uniqueName('inbox_crash');
-    const consumer = uniqueName('c');
-    await createTopic(topic, 1);
-    await produceRaw(
-      topic,
-      ['k1', 'k2', 'k3'].map((id) => ({ value: id, headers: { 'message-id': id } })),
-    );
-    const child = spawnTs(fixture, {
-      env: {
-        INBOX_SCHEMA: db.schema,
-        INBOX_CONSUMER: consumer,
-        INBOX_TOPIC: topic,
-        INBOX_PAUSE_BEFORE_OFFSET_COMMIT: '1',
-      },
-    });
-    await child.waitForLine(/db-committed/, 90_000);
-    await child.kill('SIGKILL');
-    // The database has the effects, the broker has no offset yet: the batch will be redelivered.
-    expect((await effects(db.pool, db.schema)).filter((e) => ['k1', 'k2', 'k3'].includes(e))).toEqual([
-      'k1',
-      'k2',
-      'k3',
-    ]);
-    expect(await committedOffset(consumer, topic)).toBe(-1n);
-
-    let redelivered = 0;
-    await using _handle = await startConsumer(db, {
-      consumer,
-      topics: [topic],
-      handler: async (message, { client }) => {
-        redelivered++;
-        await client.query(`INSERT INTO "${db.schema}".effects (message_id) VALUES ($1)`, [message.id]);
-      },
-    });
-    await waitFor(
-      'the restarted consumer to commit the offset',
-      async () => (await committedOffset(consumer, topic)) === 3n,
-    );
-    expect(redelivered).toBe(0);
-    expect((await effects(db.pool, db.schema)).filter((e) => ['k1', 'k2', 'k3'].includes(e))).toEqual([
-      'k1',
-      'k2',
-      'k3',
-    ]);
-  });
-
-  it('exactly one dead-letter record even if the consumer is killed right after dead-lettering', async () => {
-    const topic = uniqueName('inbox_crash_dlq');
-    const consumer = uniqueName('c');
-    await createTopic(topic, 1);
-    await produceRaw(topic, [
-      { value: 'p', headers: { 'message-id': 'poison-1' } },
-      { value: 'ok', headers: { 'message-id': `${consumer}-after` } },
-    ]);
-    const child = spawnTs(fixture, {
-      env: {
-        INBOX_SCHEMA: db.schema,
-        INBOX_CONSUMER: consumer,
-        INBOX_TOPIC: topic,
-        INBOX_PAUSE_BEFORE_OFFSET_COMMIT: '1',
-      },
-    });
-    await child.waitForLine(/db-committed/, 90_000);
-    await child.kill('SIGKILL');
-    expect(await deadLetterRows(db.pool, db.schema, `${topic}.dlq`)).toHaveLength(1);
-
-    const restarted = spawnTs(fixture, {
-      env: { INBOX_SCHEMA: db.schema, INBOX_CONSUMER: consumer, INBOX_TOPIC: topic },
-    });
-    try {
-      await waitFor(
-        'the restarted consumer',
-        async () => (await positionTotal(db.pool, db.schema, consumer)) === 2,
-      );
-      await waitFor('the offset commit', async () => (await committedOffset(consumer, topic)) === 2n);
-    } finally {
-      await restarted.kill('SIGTERM');
-    }
-    expect(await deadLetterRows(db.pool, db.schema, `${topic}.dlq`)).toHaveLength(1);
-    expect((await effects(db.pool, db.schema)).filter((e) => e === `${consumer}-after`)).toHaveLength(1);
   });
 });
 

@@ -2,6 +2,7 @@ import type { OutboxEvent } from '@onceflow/core';
 import { createOutboxRelay, type KafkajsOutboxRelayOptions } from '@onceflow/kafkajs';
 import type { OutboxRelayHandle } from '@onceflow/outbox';
 import { createOnceflowAdmin, enqueue } from '@onceflow/postgres';
+import type { Kafka } from 'kafkajs';
 import type { Pool, PoolClient } from 'pg';
 import { type TestDatabase, testKafka, uniqueName } from '../support';
 
@@ -114,8 +115,8 @@ export async function readPublished(
   topic: string,
   minMessages = 0,
   timeoutMs = 90_000,
+  kafka: Kafka = testKafka(),
 ): Promise<Published[]> {
-  const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
   const ends = new Map<number, bigint>();

@@ -2,6 +2,14 @@ import { fileURLToPath } from 'node:url';
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  enqueueCommitted,
+  eventually,
+  idCounts,
+  orderByKey,
+  readPublished,
+  waitForDrain,
+} from '../outbox/helpers';
+import {
   type ChildHandle,
   createTestDatabase,
   createTopic,
@@ -9,21 +17,14 @@ import {
   type TestDatabase,
   uniqueName,
 } from '../support';
-import {
-  enqueueCommitted,
-  eventually,
-  idCounts,
-  orderByKey,
-  readPublished,
-  startRelay,
-  waitForDrain,
-} from './helpers';
+import { adapter, adapterEnv, adaptersUnderTest, startRelay } from './support';
 
 const relayProcess = fileURLToPath(new URL('./fixtures/relay-process.ts', import.meta.url));
 
 // Invariants 4 and 1 across crashes: a committed event reaches Kafka at least once with a stable id,
 // in commit order per key, also when the relay publishing it dies or is replaced.
-describe('outbox relay crashes and takeovers', () => {
+describe.each(adaptersUnderTest())('outbox relay crashes and takeovers (%s)', (name) => {
+  const subject = adapter(name);
   const cleanup: Array<() => Promise<unknown>> = [];
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
@@ -38,7 +39,7 @@ describe('outbox relay crashes and takeovers', () => {
   }
 
   function spawnRelay(db: TestDatabase, env: Record<string, string> = {}): ChildHandle {
-    const child = spawnTs(relayProcess, { env: { SCHEMA: db.schema, ...env } });
+    const child = spawnTs(relayProcess, { env: { ...adapterEnv(subject), SCHEMA: db.schema, ...env } });
     cleanup.push(() => child.kill('SIGKILL'));
     return child;
   }
@@ -60,7 +61,7 @@ describe('outbox relay crashes and takeovers', () => {
       (await createOnceflowAdmin({ pool: db.pool, schema: db.schema }).outboxStatus()).backlog,
     ).toBeGreaterThanOrEqual(acked.length);
 
-    const relay = await startRelay(db);
+    const relay = await startRelay(subject, db);
     cleanup.push(() => relay.stop());
     await waitForDrain(db);
     const published = await readPublished(topic, events.length + acked.length);
@@ -82,7 +83,7 @@ describe('outbox relay crashes and takeovers', () => {
       'relay A to own all lanes',
     );
 
-    const relay = await startRelay(db);
+    const relay = await startRelay(subject, db);
     cleanup.push(() => relay.stop());
     // Fair share: with two live relays each ends up with half the lanes.
     await eventually(() => relay.ownedLanes().length === 8, 'relay B to own its fair share of lanes');
@@ -126,7 +127,7 @@ describe('outbox relay crashes and takeovers', () => {
     cleanup.push(async () => stale.child.kill('SIGCONT'));
 
     // Relay B takes the lanes once the stopped relay's leases expire, and publishes everything.
-    const relay = await startRelay(db);
+    const relay = await startRelay(subject, db);
     cleanup.push(() => relay.stop());
     await eventually(() => relay.ownedLanes().length === 16, 'the new relay to take over every lane');
     const after = Array.from({ length: 6 }, (_, i) => ({ topic, key: 'fenced', value: `after-${i}` }));

@@ -3,26 +3,26 @@ import { enqueue } from '@onceflow/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Internal: which lane a key falls in, to pick two keys of one lane.
 import { laneOf } from '../../packages/postgres/src/outbox/enqueue';
-import { createTestDatabase, createTopic, type TestDatabase, uniqueName } from '../support';
 import {
   enqueueCommitted,
   openTransaction,
   orderByKey,
   readPublished,
-  startRelay,
   waitForDrain,
   waitUntilBlockedOnAdvisoryLock,
-} from './helpers';
+} from '../outbox/helpers';
+import { createTestDatabase, createTopic, type TestDatabase, uniqueName } from '../support';
+import { adapter, adaptersUnderTest, startRelay } from './support';
 
 // Invariant 4: for each key Kafka receives events in commit order; no committed row is skipped;
 // rolled-back rows never appear and never stall the relay.
-describe('outbox commit order', () => {
+describe.each(adaptersUnderTest())('outbox commit order (%s)', (name) => {
   let db: TestDatabase;
   let relay: OutboxRelayHandle;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    relay = await startRelay(db);
+    relay = await startRelay(adapter(name), db);
   });
   afterAll(async () => {
     await relay?.stop();
