@@ -1,4 +1,12 @@
 export { createOnceflowAdmin, type OnceflowAdmin, type OnceflowAdminOptions } from './admin/admin';
+export type {
+  ConsumedMessage,
+  ConsumerPartitionPosition,
+  MessageTrace,
+  OutboxTopology,
+  PublishedMessage,
+  WaitingMessage,
+} from './admin/locate-message';
 export { guardPoolConnections } from './connection';
 export { createTransactionContext, type TransactionContext } from './context';
 export { describePool } from './describe-pool';

@@ -18,6 +18,13 @@ import {
   unparkEvents,
 } from '../outbox/status';
 import { schemaMismatch } from '../schema-mismatch';
+import {
+  type MessageTrace,
+  type OutboxTopology,
+  readFlowCounters,
+  readOutboxTopology,
+  traceMessage,
+} from './locate-message';
 
 /** Options of {@link createOnceflowAdmin}. */
 export interface OnceflowAdminOptions {
@@ -61,6 +68,15 @@ export interface OnceflowAdmin {
     state?: IdempotencyKeyInfo['state'];
     limit?: number;
   }): Promise<IdempotencyKeyInfo[]>;
+  /**
+   * Where message `messageId` is: its outbox row while waiting or parked, its published-ledger
+   * records (topic, relay, latency), each consumer's inbox row and the positions of its topics' consumers.
+   */
+  traceMessage(messageId: string): Promise<MessageTrace>;
+  /** Backlog, parked count and oldest age per topic, each lane's owner and epoch, the live relays. */
+  outboxTopology(): Promise<OutboxTopology>;
+  /** Cumulative rows published (ledger) and consumed (inbox), from table statistics; diff two reads for a rate. */
+  flowCounters(): Promise<{ published: number; consumed: number }>;
 }
 
 function limitOf(verb: string, limit: number | undefined): number {
@@ -108,5 +124,15 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
           state: listOptions.state,
         }),
       ),
+    traceMessage: async (messageId) => {
+      if (typeof messageId !== 'string' || messageId === '')
+        throw new OnceflowError(
+          'OF_INVALID_ARGUMENT',
+          'onceflow admin traceMessage: messageId must be a non-empty string',
+        );
+      return checked(traceMessage(pool, { schema, messageId }));
+    },
+    outboxTopology: () => checked(readOutboxTopology(pool, { schema })),
+    flowCounters: () => checked(readFlowCounters(pool, { schema })),
   };
 }

@@ -7,6 +7,7 @@ export type { SettleResult } from './settle-batch';
 export type { OutboxStatus, ParkedEvent } from './status';
 export {
   createPgOutboxStore,
+  defaultPgOutboxStoreOptions,
   type OutboxListenOptions,
   type OutboxSettlement,
   type OutboxStore,

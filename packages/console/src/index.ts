@@ -1,0 +1,20 @@
+export {
+  type ConsoleAdmin,
+  type ConsoleDeadLetter,
+  type ConsoleDeadLetterVerbs,
+  type ConsoleIdempotencyKey,
+  consoleAdminOf,
+} from './admin-seam';
+export { createConsole } from './console';
+export {
+  type ConsoleAuditEntry,
+  type ConsoleKafkaOffsets,
+  type ConsoleOptions,
+  defaultConsoleOptions,
+} from './options';
+export {
+  defaultStartConsoleOptions,
+  type StartConsoleOptions,
+  type StartedConsole,
+  startConsole,
+} from './start';
