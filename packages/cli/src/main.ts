@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
+import { consoleCommand } from './commands/console';
 import { inboxPositionsCommand } from './commands/inbox-positions';
 import { inboxResetPositionsCommand } from './commands/inbox-reset-positions';
 import { migrateCommand } from './commands/migrate';
@@ -27,6 +28,7 @@ export function createCli(io: CliIo = processIo): Command {
   migrateCommand(program, io);
   statusCommand(program, io);
   relayCommand(program, io);
+  consoleCommand(program, io);
   const outbox = program.command('outbox').description('inspect and repair the outbox');
   outboxParkedCommand(outbox, io);
   outboxUnparkCommand(outbox, io);

@@ -51,7 +51,9 @@ export function previewPayload(
   const text = shown.toString('utf8');
   // A cut may split the last character; anything else undecodable, or control bytes, means binary.
   const checked = text.slice(0, truncated ? -1 : undefined);
-  const isText = ![...checked].some((c) => c === '\uFFFD' || (c < ' ' && c !== '\n' && c !== '\r' && c !== '\t'));
+  const isText = ![...checked].some(
+    (c) => c === '\uFFFD' || (c < ' ' && c !== '\n' && c !== '\r' && c !== '\t'),
+  );
   const body = isText ? text : (shown.toString('hex').match(/.{1,32}/g) ?? []).join('\n');
   return html`<pre class="payload">${body}</pre><p class="muted">${totalBytes} bytes${isText ? '' : ', shown as hex'}${truncated ? html`, <strong>truncated</strong> to the first ${shown.length}` : ''}</p>`;
 }
