@@ -38,6 +38,7 @@ const surface = {
       'newEventId',
       'outboxEnqueueChannel',
       'quoteIdentifier',
+      'redriveHeader',
       'reportError',
       'resolveLogger',
       'resolveMessageId',

@@ -1,6 +1,6 @@
-import { createOnceflowAdmin, type MessageTrace } from '@onceflow/postgres';
+import { OnceflowError } from '@onceflow/core';
+import { createOnceflowAdmin, type DeadLetterDetail, type MessageTrace } from '@onceflow/postgres';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { type ConsoleAdmin, consoleAdminOf } from './admin-seam';
 import { consoleCss, consoleJs } from './assets';
 import { html } from './html';
 import { type ConsoleOptions, type ResolvedConsoleOptions, resolveConsoleOptions } from './options';
@@ -8,6 +8,7 @@ import {
   type ConsumerVerdict,
   confirmation,
   deadLetterDetail,
+  deadLetterHref,
   deadLetterList,
   type Frame,
   keysPage,
@@ -38,9 +39,7 @@ const maxSamples = 150;
  * CSRF token and a same-origin check, and lands in the audit log.
  */
 export function createConsole(options: ConsoleOptions): FastifyPluginAsync {
-  const resolved = resolveConsoleOptions(options, (pool, schema) =>
-    consoleAdminOf(createOnceflowAdmin({ pool, schema })),
-  );
+  const resolved = resolveConsoleOptions(options, (pool, schema) => createOnceflowAdmin({ pool, schema }));
   return async (app) => {
     registerConsole(app, resolved);
   };
@@ -204,12 +203,12 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
 
   // ---- overview
   const renderOverview = async (): Promise<ReturnType<typeof html>> => {
-    const [topology, positions, counters, deadLetters] = await Promise.all([
-      admin.outboxTopology(),
-      admin.listPositions(),
+    const [outbox, inbox, counters] = await Promise.all([
+      admin.outboxStatus(),
+      admin.inboxStatus(),
       admin.flowCounters(),
-      admin.deadLetters ? admin.deadLetters.count() : Promise.resolve(null),
     ]);
+    const positions = inbox.consumers.flatMap((consumer) => consumer.positions);
     let kafkaError: string | null = null;
     const highs = new Map<string, string>();
     if (options.kafka) {
@@ -237,7 +236,7 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
         seconds > 0 && before !== undefined ? Math.max(0, (value - before) / seconds) : 0;
       samples.push({
         at: now,
-        backlog: topology.topics.reduce((sum, t) => sum + t.backlog, 0),
+        backlog: outbox.backlog,
         publishedPerSecond: rate(counters.published, lastCounters?.published),
         consumedPerSecond: rate(counters.consumed, lastCounters?.consumed),
         lag: withLag.some((p) => p.lag !== null) ? withLag.reduce((sum, p) => sum + (p.lag ?? 0), 0) : null,
@@ -246,9 +245,9 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
       lastCounters = { at: now, ...counters };
     }
     return overviewFragment({
-      topology,
+      outbox,
+      inbox,
       positions: withLag,
-      deadLetters,
       kafkaError,
       kafkaConfigured: options.kafka !== undefined,
       samples,
@@ -311,34 +310,27 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
   // ---- dead letters (through the admin library's verbs; none are implemented here)
   app.get('/dead-letters', async (request, reply) => {
     const frame = frameOf(await principalOf(request), 'dead-letters', 'Dead letters');
-    if (!admin.deadLetters)
-      return send(
-        reply,
-        200,
-        frame,
-        notice('info', 'The admin library of this onceflow version has no dead-letter functions.'),
-      );
     const query = request.query as Record<string, string | undefined>;
-    const filter = {
-      consumer: query.consumer ?? '',
-      topic: query.topic ?? '',
-      messageId: query.messageId ?? '',
-    };
-    const letters = await admin.deadLetters.list({
+    const filter = { consumer: query.consumer ?? '', topic: query.topic ?? '', state: query.state ?? '' };
+    if (filter.state !== '' && !deadLetterStates.has(filter.state))
+      return send(reply, 400, frame, notice('error', 'state is one of dead, redrive_requested, redriven'));
+    const letters = await admin.listDeadLetters({
       ...(filter.consumer ? { consumer: filter.consumer } : {}),
       ...(filter.topic ? { topic: filter.topic } : {}),
-      ...(filter.messageId ? { messageId: filter.messageId } : {}),
+      ...(filter.state ? { state: filter.state as 'dead' } : {}),
       limit: options.pageSize,
     });
     return send(reply, 200, frame, deadLetterList(frame, letters, filter));
   });
 
-  app.get('/dead-letters/:id', async (request, reply) => {
+  app.get('/dead-letters/show', async (request, reply) => {
     const frame = frameOf(await principalOf(request), 'dead-letters', 'Dead letter');
-    const letter = admin.deadLetters
-      ? await admin.deadLetters.get((request.params as { id: string }).id)
-      : null;
-    if (letter === null) return send(reply, 404, frame, notice('error', 'No such dead letter.'));
+    const query = request.query as { consumer?: string; messageId?: string };
+    const letter =
+      query.consumer && query.messageId
+        ? await admin.getDeadLetter({ consumer: query.consumer, messageId: query.messageId })
+        : undefined;
+    if (letter === undefined) return send(reply, 404, frame, notice('error', 'No such dead letter.'));
     return send(reply, 200, frame, deadLetterDetail(frame, letter, options.payloadPreviewBytes));
   });
 
@@ -352,7 +344,7 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
       back: string;
       what: (n: number) => string;
       done: (n: number) => string;
-      run: (ids: string[]) => Promise<number> | null;
+      run: (ids: string[], dryRun: boolean) => Promise<number>;
     },
   ): void => {
     app.post(path, async (request, reply) => {
@@ -368,7 +360,9 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
           frame,
           notice('error', html`Select at least one. <a href="${base}/${spec.back}">Back</a>`),
         );
-      if (form.get('confirm') !== 'yes')
+      if (form.get('confirm') !== 'yes') {
+        // The admin function's dry run says what the action would select, before anything changes.
+        const selected = await spec.run(ids, true);
         return send(
           reply,
           200,
@@ -377,17 +371,15 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
             path: path.slice(1),
             verb: spec.verb,
             danger: spec.danger ?? false,
-            what: spec.what(ids.length),
+            what: spec.what(selected),
             ids,
             back: `${base}/${spec.back}`,
           }),
         );
-      let run: Promise<number> | null = null;
-      const done = await audit(request, principal, spec.verb.toLowerCase().split(' ')[0]!, ids, async () => {
-        run = spec.run(ids);
-        if (run === null) throw new Error(`${spec.title}: not available in this onceflow version`);
-        return run;
-      });
+      }
+      const done = await audit(request, principal, spec.verb.toLowerCase().split(' ')[0]!, ids, () =>
+        spec.run(ids, false),
+      );
       return send(
         reply,
         200,
@@ -404,14 +396,26 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
     what: (n) =>
       `Redrive ${n} dead letter${n === 1 ? '' : 's'}? Each is processed again, exactly once, by its consumer.`,
     done: (n) => `${n} dead letter${n === 1 ? '' : 's'} redriven.`,
-    run: (ids) => admin.deadLetters?.redrive(ids) ?? null,
+    run: async (ids, dryRun) => {
+      // One call per consumer: the admin's redrive takes one consumer's message ids.
+      const byConsumer = new Map<string, string[]>();
+      for (const ref of ids) {
+        const [consumer, messageId] = parseRef(ref);
+        byConsumer.set(consumer, [...(byConsumer.get(consumer) ?? []), messageId]);
+      }
+      let count = 0;
+      for (const [consumer, messageIds] of byConsumer)
+        count += (await admin.redriveDeadLetters({ consumer, messageIds, limit: messageIds.length, dryRun }))
+          .redriven.length;
+      return count;
+    },
   });
 
   // ---- parked events
   app.get('/parked', async (request, reply) => {
     const frame = frameOf(await principalOf(request), 'parked', 'Parked events');
     const events = await admin.listParkedEvents({ limit: options.pageSize });
-    return send(reply, 200, frame, parkedList(frame, events, admin.dropParkedEvents !== undefined));
+    return send(reply, 200, frame, parkedList(frame, events));
   });
   writeRoute('/parked/unpark', 'parked', {
     title: 'Unpark events',
@@ -420,7 +424,11 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
     what: (n) =>
       `Unpark ${n} event${n === 1 ? '' : 's'}? The relay publishes them (and the events of their keys waiting behind them) at once.`,
     done: (n) => `${n} event${n === 1 ? '' : 's'} unparked.`,
-    run: (ids) => admin.unparkEvents({ eventIds: ids }),
+    // Unpark has no dry run: the confirmation counts the selected events that are still parked.
+    run: async (ids, dryRun) =>
+      dryRun
+        ? (await admin.listParkedEvents({ eventIds: ids, limit: 100_000 })).length
+        : admin.unparkEvents({ eventIds: ids }),
   });
   writeRoute('/parked/drop', 'parked', {
     title: 'Drop events',
@@ -430,7 +438,7 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
     what: (n) =>
       `Drop ${n} parked event${n === 1 ? '' : 's'} for good? They are never published; later events of their keys go on.`,
     done: (n) => `${n} event${n === 1 ? '' : 's'} dropped.`,
-    run: (ids) => admin.dropParkedEvents?.(ids) ?? null,
+    run: async (ids, dryRun) => (await admin.dropParkedEvents({ eventIds: ids, dryRun })).length,
   });
 
   // ---- where is message X?
@@ -439,10 +447,15 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
     const id = ((request.query as { id?: string }).id ?? '').trim();
     if (id === '')
       return send(reply, 200, frame, wherePage(frame, '', null, [], options.payloadPreviewBytes));
-    const [trace, letters] = await Promise.all([
-      admin.traceMessage(id),
-      admin.deadLetters ? admin.deadLetters.list({ messageId: id, limit: 100 }) : Promise.resolve([]),
+    const trace = await admin.traceMessage(id);
+    // A dead letter is keyed by consumer and message id: one lookup per consumer of the message's topics.
+    const consumers = new Set([
+      ...trace.positions.map((p) => p.consumer),
+      ...trace.consumed.map((c) => c.consumer),
     ]);
+    const letters = (
+      await Promise.all([...consumers].map((consumer) => admin.getDeadLetter({ consumer, messageId: id })))
+    ).filter((letter): letter is DeadLetterDetail => letter !== undefined);
     return send(
       reply,
       200,
@@ -459,15 +472,10 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
     const key = (query.key ?? '').trim();
     if (scope === '')
       return send(reply, 200, frame, keysPage(frame, { scope, key }, null, options.payloadPreviewBytes));
-    let keys: Awaited<ReturnType<ConsoleAdmin['listIdempotencyKeys']>>;
-    if (key !== '' && admin.getIdempotencyKey) {
-      const found = await admin.getIdempotencyKey(scope, key);
-      keys = found === null ? [] : [found];
-    } else {
-      keys = (await admin.listIdempotencyKeys({ scope, limit: options.pageSize })).filter(
-        (k) => key === '' || k.key === key,
-      );
-    }
+    const keys =
+      key === ''
+        ? await admin.listIdempotencyKeys({ scope, limit: options.pageSize })
+        : [await admin.getIdempotencyKey({ scope, key })].filter((k) => k !== undefined);
     return send(reply, 200, frame, keysPage(frame, { scope, key }, keys, options.payloadPreviewBytes));
   });
 
@@ -507,17 +515,31 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
   });
 }
 
+const deadLetterStates = new Set(['dead', 'redrive_requested', 'redriven']);
+
+/** The consumer and message id of a dead-letter form value (see deadLetterRef). */
+function parseRef(ref: string): [string, string] {
+  try {
+    const parsed: unknown = JSON.parse(ref);
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      parsed.every((part) => typeof part === 'string' && part !== '')
+    )
+      return [parsed[0] as string, parsed[1] as string];
+  } catch {
+    // fall through
+  }
+  throw new OnceflowError(
+    'OF_INVALID_ARGUMENT',
+    'onceflow console: a dead letter is named by [consumer, messageId]',
+  );
+}
+
 /** Each consumer of the message's topic, and where the message stands for it. */
 function verdictsOf(
   trace: MessageTrace,
-  letters: readonly {
-    consumer: string;
-    reason: string;
-    error: string;
-    deadLetteredAt: Date;
-    state: string;
-    id: string;
-  }[],
+  letters: readonly DeadLetterDetail[],
   base: string,
 ): ConsumerVerdict[] {
   const topics = new Set([
@@ -533,18 +555,18 @@ function verdictsOf(
   ]);
   return [...consumers].sort().map((consumer): ConsumerVerdict => {
     const letter = letters.find((l) => l.consumer === consumer);
-    if (letter)
+    if (letter && letter.state !== 'redriven')
       return {
         consumer,
         state: 'dead-lettered',
-        detail: html`${letter.reason}: ${letter.error.slice(0, 300)} · ${letter.deadLetteredAt.toISOString()} · ${letter.state} · <a href="${base}/dead-letters/${encodeURIComponent(letter.id)}">inspect / redrive</a>`,
+        detail: html`${letter.reason} (${letter.errorCode}): ${letter.errorMessage.slice(0, 300)} · ${letter.deadLetteredAt.toISOString()} · ${letter.state} · <a href="${deadLetterHref(base, letter)}">inspect / redrive</a>`,
       };
     const consumed = trace.consumed.find((c) => c.consumer === consumer);
     if (consumed)
       return {
         consumer,
         state: 'processed',
-        detail: html`at ${consumed.processedAt.toISOString()} · ${consumed.topic} partition ${consumed.partition}, offset ${consumed.offset} · inbox generation ${consumed.generation}`,
+        detail: html`${letter ? html`redriven at ${letter.redrivenAt?.toISOString() ?? '–'} after it was dead-lettered (${letter.reason}) · ` : ''}at ${consumed.processedAt.toISOString()} · ${consumed.topic} partition ${consumed.partition}, offset ${consumed.offset} · inbox generation ${consumed.generation}`,
       };
     const positions = trace.positions.filter((p) => p.consumer === consumer && topics.has(p.topic));
     if (placed !== undefined) {

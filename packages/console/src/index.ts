@@ -1,10 +1,4 @@
-export {
-  type ConsoleAdmin,
-  type ConsoleDeadLetter,
-  type ConsoleDeadLetterVerbs,
-  type ConsoleIdempotencyKey,
-  consoleAdminOf,
-} from './admin-seam';
+export type { ConsoleAdmin } from './admin-seam';
 export { createConsole } from './console';
 export {
   type ConsoleAuditEntry,

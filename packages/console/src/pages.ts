@@ -1,5 +1,13 @@
-import type { InboxPosition, MessageTrace, OutboxTopology } from '@onceflow/postgres';
-import type { ConsoleDeadLetter, ConsoleIdempotencyKey } from './admin-seam';
+import type {
+  DeadLetter,
+  DeadLetterDetail,
+  IdempotencyKeyDetail,
+  IdempotencyKeyInfo,
+  InboxPosition,
+  InboxStatus,
+  MessageTrace,
+  OutboxStatusDetail,
+} from '@onceflow/postgres';
 import { formatMs, formatTime, type Html, html, previewPayload, sparkline } from './html';
 
 /** What every page's frame needs. */
@@ -87,32 +95,38 @@ export interface PositionWithLag extends InboxPosition {
 
 /** The live part of the overview (re-rendered on every refresh). */
 export function overviewFragment(data: {
-  topology: OutboxTopology;
+  outbox: OutboxStatusDetail;
+  inbox: InboxStatus;
   positions: PositionWithLag[];
-  deadLetters: number | null;
   kafkaError: string | null;
   kafkaConfigured: boolean;
   samples: readonly Sample[];
   at: Date;
 }): Html {
-  const backlog = data.topology.topics.reduce((sum, topic) => sum + topic.backlog, 0);
-  const parked = data.topology.topics.reduce((sum, topic) => sum + topic.parked, 0);
-  const oldest = Math.max(-1, ...data.topology.topics.map((topic) => topic.oldestAgeMs ?? -1));
+  const { outbox, inbox } = data;
+  const deadLetters = inbox.consumers.reduce((sum, c) => sum + c.deadLetters.dead, 0);
   const totalLag = data.positions.some((p) => p.lag !== null)
     ? data.positions.reduce((sum, p) => sum + (p.lag ?? 0), 0)
     : null;
-  const ownersOf = new Map<string, number[]>();
-  for (const lane of data.topology.lanes)
-    if (lane.owner !== null) ownersOf.set(lane.owner, [...(ownersOf.get(lane.owner) ?? []), lane.lane]);
+  const relays = new Map<string, { lanes: number[]; epochs: string[]; leaseExpiresAt: Date | null }>();
+  for (const lane of outbox.lanes) {
+    if (lane.owner === null) continue;
+    const relay = relays.get(lane.owner) ?? { lanes: [], epochs: [], leaseExpiresAt: null };
+    relay.lanes.push(lane.lane);
+    relay.epochs.push(lane.epoch);
+    if (lane.leaseExpiresAt && (relay.leaseExpiresAt === null || lane.leaseExpiresAt < relay.leaseExpiresAt))
+      relay.leaseExpiresAt = lane.leaseExpiresAt;
+    relays.set(lane.owner, relay);
+  }
   const card = (label: string, value: string | number, cls = ''): Html =>
     html`<div class="card"><div class="value ${cls}" data-card="${label}">${value}</div><div class="label">${label}</div></div>`;
   return html`<section class="cards">
-${card('outbox backlog', backlog, backlog > 0 ? 'warn' : '')}
-${card('oldest waiting', oldest < 0 ? '–' : formatMs(oldest))}
-${card('parked events', parked, parked > 0 ? 'bad' : '')}
-${card('dead letters', data.deadLetters ?? '–', (data.deadLetters ?? 0) > 0 ? 'bad' : '')}
-${card('live relays', data.topology.relays.length)}
-${card('owned lanes', `${data.topology.lanes.filter((lane) => lane.owner !== null).length} / ${data.topology.lanes.length}`)}
+${card('outbox backlog', outbox.backlog, outbox.backlog > 0 ? 'warn' : '')}
+${card('oldest waiting', formatMs(outbox.oldestAgeMs))}
+${card('parked events', outbox.parked, outbox.parked > 0 ? 'bad' : '')}
+${card('dead letters', deadLetters, deadLetters > 0 ? 'bad' : '')}
+${card('live relays', outbox.liveRelays)}
+${card('owned lanes', `${outbox.ownedLanes} / ${outbox.lanes.length}`)}
 ${card('consumer lag', totalLag ?? '–', (totalLag ?? 0) > 0 ? 'warn' : '')}
 </section>
 <div class="charts">
@@ -139,32 +153,42 @@ ${
 </div>
 <h2>Outbox by topic</h2>
 ${
-  data.topology.topics.length === 0
+  outbox.topics.length === 0
     ? html`<p class="muted">The outbox is empty.</p>`
-    : html`<table id="topics"><thead><tr><th>topic</th><th class="num">backlog</th><th class="num">parked</th><th class="num">oldest waiting</th></tr></thead><tbody>${data.topology.topics.map(
+    : html`<table id="topics"><thead><tr><th>topic</th><th class="num">backlog</th><th class="num">parked</th><th class="num">oldest waiting</th></tr></thead><tbody>${outbox.topics.map(
         (topic) =>
           html`<tr><td>${topic.topic}</td><td class="num" data-backlog>${topic.backlog}</td><td class="num">${topic.parked}</td><td class="num">${formatMs(topic.oldestAgeMs)}</td></tr>`,
       )}</tbody></table>`
 }
 <h2>Relays and lanes</h2>
 ${
-  data.topology.relays.length === 0
-    ? html`<p class="muted">No relay is alive.</p>`
-    : html`<table id="relays"><thead><tr><th>relay</th><th>lanes</th><th>started</th><th class="num">lease ends in</th></tr></thead><tbody>${data.topology.relays.map(
-        (relay) =>
-          html`<tr><td>${relay.relayId}</td><td>${(ownersOf.get(relay.relayId) ?? []).join(', ') || '–'}</td><td>${formatTime(relay.startedAt)}</td><td class="num">${formatMs(relay.expiresInMs)}</td></tr>`,
+  relays.size === 0
+    ? html`<p class="muted">No relay holds a lane.</p>`
+    : html`<table id="relays"><thead><tr><th>relay</th><th>lanes</th><th>epochs</th><th>lease ends</th></tr></thead><tbody>${[
+        ...relays,
+      ].map(
+        ([owner, relay]) =>
+          html`<tr><td>${owner}</td><td>${relay.lanes.join(', ')}</td><td>${relay.epochs.join(', ')}</td><td>${formatTime(relay.leaseExpiresAt)}</td></tr>`,
       )}</tbody></table>`
 }
-<details><summary>Lanes (owner, epoch)</summary><table><thead><tr><th class="num">lane</th><th>owner</th><th class="num">epoch</th><th class="num">lease ends in</th></tr></thead><tbody>${data.topology.lanes.map(
+<details><summary>Lanes (owner, epoch, backlog)</summary><table><thead><tr><th class="num">lane</th><th>owner</th><th class="num">epoch</th><th class="num">backlog</th><th class="num">oldest waiting</th></tr></thead><tbody>${outbox.lanes.map(
     (lane) =>
-      html`<tr><td class="num">${lane.lane}</td><td>${lane.owner ?? html`<span class="muted">free</span>`}</td><td class="num">${lane.epoch}</td><td class="num">${formatMs(lane.expiresInMs)}</td></tr>`,
+      html`<tr><td class="num">${lane.lane}</td><td>${lane.owner ?? html`<span class="muted">free</span>`}</td><td class="num">${lane.epoch}</td><td class="num">${lane.backlog}</td><td class="num">${formatMs(lane.oldestAgeMs)}</td></tr>`,
   )}</tbody></table></details>
 <h2>Consumers</h2>
 ${data.kafkaError !== null ? notice('error', html`Kafka: ${data.kafkaError}`) : ''}
 ${!data.kafkaConfigured ? html`<p class="muted">Lag needs a Kafka admin (the <code>kafka</code> option, or <code>onceflow console</code> with Kafka settings).</p>` : ''}
 ${
+  inbox.consumers.length === 0
+    ? html`<p class="muted">No consumer has started on this schema yet.</p>`
+    : html`<table id="consumer-summary"><thead><tr><th>consumer</th><th class="num">retention</th><th class="num">dead letters</th><th class="num">redrives pending</th><th class="num">redriven</th></tr></thead><tbody>${inbox.consumers.map(
+        (c) =>
+          html`<tr><td>${c.consumer}</td><td class="num">${c.retentionSeconds === null ? '–' : formatMs(c.retentionSeconds * 1000)}</td><td class="num ${c.deadLetters.dead > 0 ? 'bad' : ''}">${c.deadLetters.dead > 0 ? html`<a href="dead-letters?consumer=${encodeURIComponent(c.consumer)}">${c.deadLetters.dead}</a>` : 0}</td><td class="num">${c.deadLetters.redriveRequested}</td><td class="num">${c.deadLetters.redriven}</td></tr>`,
+      )}</tbody></table>`
+}
+${
   data.positions.length === 0
-    ? html`<p class="muted">No consumer has stored a position yet.</p>`
+    ? ''
     : html`<table id="consumers"><thead><tr><th>consumer</th><th>topic</th><th class="num">partition</th><th class="num">next offset</th><th class="num">high watermark</th><th class="num">lag</th><th>updated</th></tr></thead><tbody>${data.positions.map(
         (p) =>
           html`<tr><td>${p.consumer}</td><td>${p.topic}</td><td class="num">${p.partition}</td><td class="num">${p.nextOffset}</td><td class="num">${p.high ?? '–'}</td><td class="num ${(p.lag ?? 0) > 0 ? 'warn' : ''}">${p.lag ?? '–'}</td><td>${formatTime(p.updatedAt)}</td></tr>`,
@@ -173,18 +197,26 @@ ${
 <p class="muted">As of ${formatTime(data.at)}.</p>`;
 }
 
+/** The form value naming one dead letter: consumer and message id. */
+export const deadLetterRef = (letter: { consumer: string; messageId: string }): string =>
+  JSON.stringify([letter.consumer, letter.messageId]);
+
+/** The page of one dead letter. */
+export const deadLetterHref = (base: string, letter: { consumer: string; messageId: string }): string =>
+  `${base}/dead-letters/show?consumer=${encodeURIComponent(letter.consumer)}&messageId=${encodeURIComponent(letter.messageId)}`;
+
 /** The dead-letter list. */
 export function deadLetterList(
   frame: Frame,
-  letters: readonly ConsoleDeadLetter[],
-  filter: { consumer: string; topic: string; messageId: string },
+  letters: readonly DeadLetter[],
+  filter: { consumer: string; topic: string; state: string },
 ): Html {
   const { base } = frame;
   const write = writeState(frame);
   return html`<form class="search" method="get" action="${base}/dead-letters">
 <label>consumer<input type="text" name="consumer" value="${filter.consumer}"></label>
 <label>topic<input type="text" name="topic" value="${filter.topic}"></label>
-<label>message id<input type="search" name="messageId" value="${filter.messageId}"></label>
+<label>state<input type="text" name="state" value="${filter.state}" placeholder="dead, redrive_requested, redriven"></label>
 <button type="submit" class="secondary">Filter</button></form>
 ${
   letters.length === 0
@@ -192,14 +224,14 @@ ${
     : html`<form method="post" action="${base}/dead-letters/redrive">${csrfField(frame.csrf)}
 <table id="dead-letters"><thead><tr><th><input type="checkbox" data-select-all aria-label="select all"></th><th>message id</th><th>consumer</th><th>topic / partition / offset</th><th>reason</th><th>error</th><th class="num">attempts</th><th>when</th><th>state</th></tr></thead><tbody>${letters.map(
         (letter) =>
-          html`<tr><td><input type="checkbox" name="id" value="${letter.id}" aria-label="select ${letter.messageId}"></td><td><a href="${base}/dead-letters/${encodeURIComponent(letter.id)}">${letter.messageId}</a></td><td>${letter.consumer}</td><td>${letter.topic} / ${letter.partition} / ${letter.offset}</td><td>${letter.reason}</td><td>${truncate(letter.error, 160)}</td><td class="num">${letter.attempts}</td><td>${formatTime(letter.deadLetteredAt)}</td><td>${letter.state}</td></tr>`,
+          html`<tr data-message-id="${letter.messageId}"><td><input type="checkbox" name="id" value="${deadLetterRef(letter)}" aria-label="select ${letter.messageId}" ${letter.state === 'dead' ? '' : 'disabled'}></td><td><a href="${deadLetterHref(base, letter)}">${letter.messageId}</a></td><td>${letter.consumer}</td><td>${letter.topic} / ${letter.partition} / ${letter.offset}</td><td>${letter.reason}</td><td>${truncate(`${letter.errorCode}: ${letter.errorMessage}`, 160)}</td><td class="num">${letter.attempts}</td><td>${formatTime(letter.deadLetteredAt)}</td><td><span class="badge ${letter.state === 'dead' ? 'bad' : letter.state === 'redriven' ? 'ok' : 'warn'}">${letter.state}</span></td></tr>`,
       )}</tbody></table>
 <p><button type="submit" ${write.enabled ? '' : html`disabled title="${write.reason}"`}>Redrive selected…</button> ${write.enabled ? '' : html`<span class="muted">${write.reason}</span>`}</p></form>`
 }`;
 }
 
 /** One dead letter. */
-export function deadLetterDetail(frame: Frame, letter: ConsoleDeadLetter, previewBytes: number): Html {
+export function deadLetterDetail(frame: Frame, letter: DeadLetterDetail, previewBytes: number): Html {
   const { base } = frame;
   const write = writeState(frame);
   return html`<dl class="kv">
@@ -207,19 +239,20 @@ export function deadLetterDetail(frame: Frame, letter: ConsoleDeadLetter, previe
 <dt>consumer</dt><dd>${letter.consumer}</dd>
 <dt>topic / partition / offset</dt><dd>${letter.topic} / ${letter.partition} / ${letter.offset}</dd>
 <dt>reason</dt><dd>${letter.reason}</dd><dt>attempts</dt><dd>${letter.attempts}</dd>
-<dt>dead-lettered</dt><dd>${formatTime(letter.deadLetteredAt)}</dd><dt>state</dt><dd>${letter.state}</dd></dl>
-<h2>Error</h2><pre class="payload">${truncate(letter.error, previewBytes)}</pre>
+<dt>dead-lettered</dt><dd>${formatTime(letter.deadLetteredAt)}</dd>
+<dt>state</dt><dd><span class="badge" id="dead-letter-state">${letter.state}</span>${letter.redrives > 0 ? html` · ${letter.redrives} redrive${letter.redrives === 1 ? '' : 's'}, last requested ${formatTime(letter.redriveRequestedAt)}, done ${formatTime(letter.redrivenAt)}` : ''}</dd></dl>
+<h2>Error</h2><pre class="payload">${letter.errorCode}: ${truncate(letter.errorMessage, previewBytes)}</pre>
 <h2>Headers</h2>${
-    letter.headers && Object.keys(letter.headers).length > 0
+    Object.keys(letter.headers).length > 0
       ? html`<table><tbody>${Object.entries(letter.headers).map(
-          ([name, value]) => html`<tr><th>${name}</th><td>${truncate(value, 512)}</td></tr>`,
+          ([name, value]) => html`<tr><th>${name}</th><td>${truncate(value.toString('utf8'), 512)}</td></tr>`,
         )}</tbody></table>`
       : html`<p class="muted">none</p>`
   }
-<h2>Key</h2>${previewPayload(letter.key, previewBytes)}
-<h2>Value</h2>${previewPayload(letter.value, previewBytes)}
-<form method="post" action="${base}/dead-letters/redrive">${csrfField(frame.csrf)}<input type="hidden" name="id" value="${letter.id}">
-<p><button type="submit" ${write.enabled ? '' : html`disabled title="${write.reason}"`}>Redrive…</button> ${write.enabled ? '' : html`<span class="muted">${write.reason}</span>`}</p></form>`;
+<h2>Key</h2>${previewPayload(letter.keyBytes, previewBytes)}
+<h2>Value</h2>${previewPayload(letter.payload, previewBytes)}
+<form method="post" action="${base}/dead-letters/redrive">${csrfField(frame.csrf)}<input type="hidden" name="id" value="${deadLetterRef(letter)}">
+<p><button type="submit" ${write.enabled && letter.state === 'dead' ? '' : html`disabled title="${letter.state === 'dead' ? write.reason : `already ${letter.state}`}"`}>Redrive…</button> ${write.enabled ? '' : html`<span class="muted">${write.reason}</span>`}</p></form>`;
 }
 
 /** The confirmation step of a write. */
@@ -255,7 +288,6 @@ export function parkedList(
     lane: number;
     seq: string;
   }[],
-  canDrop: boolean,
 ): Html {
   const { base } = frame;
   const write = writeState(frame);
@@ -267,7 +299,7 @@ export function parkedList(
       html`<tr><td><input type="checkbox" name="id" value="${event.eventId}" aria-label="select ${event.eventId}"></td><td><a href="${base}/where?id=${encodeURIComponent(event.eventId)}">${event.eventId}</a></td><td>${event.topic}</td><td>${event.key === null ? '–' : truncate(event.key.toString('utf8'), 80)}</td><td>${truncate(event.error, 200)}</td><td>${formatTime(event.parkedAt)}</td></tr>`,
   )}</tbody></table>
 <p><button type="submit" ${write.enabled ? '' : html`disabled title="${write.reason}"`}>Unpark selected…</button>
-<button type="submit" class="danger" formaction="${base}/parked/drop" ${write.enabled && canDrop ? '' : html`disabled title="${canDrop ? write.reason : 'this onceflow version has no drop function'}"`}>Drop selected…</button>
+<button type="submit" class="danger" formaction="${base}/parked/drop" ${write.enabled ? '' : html`disabled title="${write.reason}"`}>Drop selected…</button>
 ${write.enabled ? '' : html`<span class="muted">${write.reason}</span>`}</p></form>`;
 }
 
@@ -346,7 +378,10 @@ export function wherePage(
 export function keysPage(
   frame: Frame,
   query: { scope: string; key: string },
-  keys: readonly ConsoleIdempotencyKey[] | null,
+  keys:
+    | readonly (IdempotencyKeyInfo &
+        Partial<Pick<IdempotencyKeyDetail, 'requestId' | 'responseHeaders' | 'responseBytes'>>)[]
+    | null,
   previewBytes: number,
 ): Html {
   const form = html`<form class="search" method="get" action="${frame.base}/keys"><label>scope<input type="text" name="scope" value="${query.scope}"></label><label>key<input type="search" name="key" value="${query.key}"></label><button type="submit">Look up</button></form>`;
@@ -360,9 +395,13 @@ export function keysPage(
 <dt>route</dt><dd>${k.route}</dd><dt>recovery point</dt><dd>${k.recoveryPoint}</dd>
 <dt>response status</dt><dd>${k.responseStatus ?? '–'}</dd><dt>created</dt><dd>${formatTime(k.createdAt)}</dd>
 <dt>updated</dt><dd>${formatTime(k.updatedAt)}</dd><dt>lease until</dt><dd>${formatTime(k.lockedUntil)}</dd>
-<dt>expires</dt><dd>${formatTime(k.expiresAt)}</dd></dl>${
-      k.responseBody !== undefined
-        ? html`<h3>Stored response</h3>${previewPayload(k.responseBody, previewBytes)}`
+<dt>expires</dt><dd>${formatTime(k.expiresAt)}</dd><dt>request id</dt><dd>${k.requestId ?? '–'}</dd>
+<dt>stored response</dt><dd>${k.responseBytes === null || k.responseBytes === undefined ? '–' : `${k.responseBytes} bytes`}</dd></dl>${
+      k.responseHeaders
+        ? html`<h3>Stored response headers</h3><table><tbody>${Object.entries(k.responseHeaders).map(
+            ([name, value]) =>
+              html`<tr><th>${name}</th><td>${truncate(String(value), previewBytes)}</td></tr>`,
+          )}</tbody></table>`
         : ''
     }`,
   )}`;
@@ -378,5 +417,3 @@ export function loginPage(frame: Frame, failed: boolean, next: string): Html {
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
 }
-
-export type { InboxPosition };

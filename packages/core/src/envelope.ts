@@ -24,6 +24,13 @@ export interface InboundMessage {
 /** Header that carries the message id across every hop; the outbox relay always sets it. */
 export const messageIdHeader = 'message-id';
 
+/**
+ * Header of a dead letter's redrive copy: the token of the redrive an operator requested. The inbox
+ * runs the handler for a copy whose id it has seen only when the token matches a pending redrive of
+ * that consumer's dead letter, once (see docs/operations.md).
+ */
+export const redriveHeader = 'onceflow-redrive';
+
 /** CloudEvents' Kafka binding carries the event id in this header. */
 export const cloudEventsIdHeader = 'ce_id';
 

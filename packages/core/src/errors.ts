@@ -48,6 +48,11 @@ export const errorCodes = [
    * names them.
    */
   'OF_TOPIC_MISSING',
+  /**
+   * What an operator asked for does not exist: a dead letter, an idempotency key, a parked event
+   * (`onceflow dlq show`, `onceflow keys show`). `details` names what was looked for.
+   */
+  'OF_NOT_FOUND',
 ] as const;
 
 /** One of {@link errorCodes}. */

@@ -19,6 +19,7 @@ export {
   type MessageHeaders,
   messageIdHeader,
   type OutboxEvent,
+  redriveHeader,
   type TransactionalOutbox,
   valueAsJson,
 } from './envelope';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { InboundMessage, OutboxEvent } from '@onceflow/core';
-import { messageIdHeader } from '@onceflow/core';
+import { headerText, messageIdHeader, redriveHeader } from '@onceflow/core';
+import type { InboxClaim, InboxTransaction } from '@onceflow/postgres';
 import type { DeadLetterReason } from './options';
 
 /**
@@ -54,6 +55,62 @@ export function deadLetterEvent(
   headers[deadLetterHeaders.originOffset] = message.offset;
   headers[deadLetterHeaders.consumer] = details.consumer;
   headers[deadLetterHeaders.messageId] = message.id;
-  const id = `dlq-${createHash('sha256').update(details.consumer).update('\u0000').update(message.id).digest('hex').slice(0, 32)}`;
+  const hash = createHash('sha256').update(details.consumer).update('\u0000').update(message.id);
+  // A redrive copy dead-lettered again is a new dead letter: its record gets an id of its own.
+  const token = redriveToken(message);
+  if (token !== undefined) hash.update('\u0000').update(token);
+  const id = `dlq-${hash.digest('hex').slice(0, 32)}`;
   return { topic: details.topic, key: message.key, value: message.value, headers, id };
+}
+
+/** Errors as the dead-letter table keeps them: the same text as the dead-letter header. */
+export const deadLetterErrorText = errorText;
+
+const tokenPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The redrive token a message carries (see `redriveHeader`), or undefined. */
+function redriveToken(message: InboundMessage): string | undefined {
+  if (message.headers[redriveHeader] === undefined) return undefined;
+  const token = headerText(message.headers, redriveHeader);
+  return token !== undefined && tokenPattern.test(token) ? token : undefined;
+}
+
+/**
+ * The offsets of `entries` to handle in this transaction: the claim's fresh ones, adjusted for
+ * redrive copies. A copy of a dead letter carries the id the inbox already recorded, so the claim
+ * calls it a duplicate; when it also carries the token of a pending redrive of this consumer's dead
+ * letter, the store marks that redrive done in this same transaction and the copy is handled. Every
+ * other copy of that redrive is then a duplicate, whether the id's inbox row still exists or not.
+ * Only the first entry of an id, at or beyond the stored position, is considered, as in the claim.
+ */
+export async function acceptRedrives(
+  tx: Pick<InboxTransaction<unknown>, 'claimRedrives'>,
+  consumer: string,
+  entries: readonly { message: InboundMessage; invalid: string | undefined }[],
+  claim: InboxClaim,
+): Promise<ReadonlySet<string>> {
+  if (tx.claimRedrives === undefined) return claim.fresh;
+  if (!entries.some((entry) => entry.message.headers[redriveHeader] !== undefined)) return claim.fresh;
+  const prior = BigInt(claim.priorNextOffset);
+  const seen = new Set<string>();
+  const asked = new Map<string, { offset: string; token: string }>();
+  for (const { message, invalid } of entries) {
+    if (seen.has(message.id)) continue;
+    seen.add(message.id);
+    const token = invalid === undefined ? redriveToken(message) : undefined;
+    if (token !== undefined && BigInt(message.offset) >= prior)
+      asked.set(message.id, { offset: message.offset, token });
+  }
+  if (asked.size === 0) return claim.fresh;
+  const outcomes = await tx.claimRedrives({
+    consumer,
+    redrives: [...asked].map(([id, { token }]) => ({ id, token })),
+  });
+  const fresh = new Set(claim.fresh);
+  for (const [id, { offset }] of asked) {
+    const outcome = outcomes.get(id);
+    if (outcome === 'redrive') fresh.add(offset);
+    else if (outcome === 'done') fresh.delete(offset);
+  }
+  return fresh;
 }

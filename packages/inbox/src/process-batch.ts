@@ -15,7 +15,7 @@ import {
   toOnceflowError,
 } from '@onceflow/core';
 import type { InboxClaim, InboxStore, InboxTransaction } from '@onceflow/postgres';
-import { deadLetterEvent } from './dead-letter';
+import { acceptRedrives, deadLetterErrorText, deadLetterEvent } from './dead-letter';
 import { type DeadLetterReason, defaultInboxConsumerOptions, type ResolvedInboxOptions } from './options';
 
 /** A message with its resolved id; `invalid` when the id was refused (it is then keyed by position). */
@@ -206,15 +206,16 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
   }
 
   async function deadLetter(
-    ctx: Ctx,
+    tx: InboxTransaction<Ctx>,
     entry: Entry,
     reason: DeadLetterReason,
     error: unknown,
     attempts: number,
     reports: OnceflowError[],
   ) {
-    reports.push(deadLetterReport(entry, reason, error, attempts));
-    await ctx.outbox.enqueue(
+    const report = deadLetterReport(entry, reason, error, attempts);
+    reports.push(report);
+    await tx.context.outbox.enqueue(
       deadLetterEvent(entry.message, {
         consumer: options.consumer,
         topic: options.deadLetterTopic(topic),
@@ -223,6 +224,21 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         attempts,
       }),
     );
+    // The dead letter itself, with its payload, for `onceflow dlq` and its redrive.
+    await tx.recordDeadLetter?.({
+      consumer: options.consumer,
+      messageId: entry.message.id,
+      topic,
+      partition,
+      offset: entry.message.offset,
+      key: entry.message.key,
+      value: entry.message.value,
+      headers: entry.message.headers,
+      reason,
+      errorCode: report.code,
+      errorMessage: deadLetterErrorText(error),
+      attempts,
+    });
   }
 
   async function runTransaction(entries: Entry[], disposition: Disposition): Promise<TxResult> {
@@ -252,9 +268,11 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         partition,
         entries: entries.map((entry) => ({ id: entry.message.id, offset: entry.message.offset })),
       });
+      // Redrive copies of dead letters are handled once although their ids were seen.
+      const fresh = await acceptRedrives(tx, options.consumer, entries, claim);
       const oldest = Date.now() - options.retentionMs;
       for (const [index, entry] of entries.entries()) {
-        if (!claim.fresh.has(entry.message.offset)) continue;
+        if (!fresh.has(entry.message.offset)) continue;
         const handled =
           entry.invalid === undefined && entry.message.timestamp >= oldest && disposition.kind === 'handle';
         if (handled && handleBatch) {
@@ -264,10 +282,10 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
         await flush();
         current = index;
         if (entry.invalid !== undefined)
-          await deadLetter(tx.context, entry, 'invalid-id', entry.invalid, 0, deadLettered);
+          await deadLetter(tx, entry, 'invalid-id', entry.invalid, 0, deadLettered);
         else if (entry.message.timestamp < oldest)
           await deadLetter(
-            tx.context,
+            tx,
             entry,
             'too-old',
             `message timestamp ${new Date(entry.message.timestamp).toISOString()} is older than the ${Math.ceil(options.retentionMs / 1000)} s retention window`,
@@ -276,7 +294,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
           );
         else if (disposition.kind === 'give-up')
           await deadLetter(
-            tx.context,
+            tx,
             entry,
             'handler-failed',
             disposition.error,

@@ -1,9 +1,13 @@
-export { createOnceflowAdmin, type OnceflowAdmin, type OnceflowAdminOptions } from './admin/admin';
+export {
+  createOnceflowAdmin,
+  type OnceflowAdmin,
+  type OnceflowAdminOptions,
+  type OutboxStatusDetail,
+} from './admin/admin';
 export type {
   ConsumedMessage,
   ConsumerPartitionPosition,
   MessageTrace,
-  OutboxTopology,
   PublishedMessage,
   WaitingMessage,
 } from './admin/locate-message';
@@ -11,7 +15,7 @@ export { guardPoolConnections } from './connection';
 export { createTransactionContext, type TransactionContext } from './context';
 export { describePool } from './describe-pool';
 export * from './idempotency/index';
-export type { IdempotencyKeyInfo } from './idempotency/list-keys';
+export type { IdempotencyKeyDetail, IdempotencyKeyInfo, PurgeKeysResult } from './idempotency/list-keys';
 export { defaultSchemaName, quoteIdentifier, validateIdentifier } from './identifier';
 export * from './inbox/index';
 export { loadMigrations, type MigrateOptions, type MigrateResult, type Migration, migrate } from './migrate';

@@ -1,7 +1,24 @@
 import { invalidOptions, OnceflowError } from '@onceflow/core';
 import type { Pool } from 'pg';
-import { type IdempotencyKeyInfo, listIdempotencyKeys } from '../idempotency/list-keys';
+import {
+  getIdempotencyKey,
+  type IdempotencyKeyDetail,
+  type IdempotencyKeyInfo,
+  listIdempotencyKeys,
+  type PurgeKeysResult,
+  purgeIdempotencyKeys,
+} from '../idempotency/list-keys';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
+import {
+  type DeadLetter,
+  type DeadLetterDetail,
+  type DeadLetterFilter,
+  getDeadLetter,
+  listDeadLetters,
+  type RedriveOptions,
+  type RedriveResult,
+  requestRedrive,
+} from '../inbox/dead-letters';
 import {
   type InboxPosition,
   type InboxPositionChange,
@@ -9,22 +26,22 @@ import {
   type ResetPositionsOptions,
   resetInboxPositions,
 } from '../inbox/positions';
+import { type InboxStatus, readInboxStatus } from '../inbox/status';
 import { type MigrateOptions, type MigrateResult, migrate } from '../migrate';
 import {
+  dropParkedEvents,
   listParkedEvents,
+  type OutboxLaneStatus,
   type OutboxStatus,
+  type OutboxTopicStatus,
   type ParkedEvent,
+  type ParkedEventFilter,
+  readOutboxBreakdown,
   readOutboxStatus,
   unparkEvents,
 } from '../outbox/status';
 import { schemaMismatch } from '../schema-mismatch';
-import {
-  type MessageTrace,
-  type OutboxTopology,
-  readFlowCounters,
-  readOutboxTopology,
-  traceMessage,
-} from './locate-message';
+import { type MessageTrace, readFlowCounters, traceMessage } from './locate-message';
 
 /** Options of {@link createOnceflowAdmin}. */
 export interface OnceflowAdminOptions {
@@ -43,15 +60,38 @@ export interface OnceflowAdmin {
   readonly schema: string;
   /** Brings onceflow's tables in the schema up to date (see `migrate`). */
   migrate(options?: Omit<MigrateOptions, 'schema'>): Promise<MigrateResult>;
-  /** Backlog, age of the oldest waiting event, parked events, live relays and owned lanes. */
-  outboxStatus(): Promise<OutboxStatus>;
-  /** Parked events, oldest first. `limit` default: 100. */
-  listParkedEvents(options?: { limit?: number }): Promise<ParkedEvent[]>;
+  /**
+   * Backlog, age of the oldest waiting event, parked events, live relays and owned lanes, with the
+   * backlog per topic and per lane and each lane's owner.
+   */
+  outboxStatus(): Promise<OutboxStatusDetail>;
+  /** Parked events, oldest first, optionally by ids, key or topic. `limit` default: 100. */
+  listParkedEvents(options?: ParkedEventFilter & { limit?: number }): Promise<ParkedEvent[]>;
   /**
    * Returns parked events to the queue once their cause is fixed (e.g. the topic's size limit
-   * raised): all of them, or those of `eventIds`. Resolves to how many were unparked.
+   * raised): all of them, or those selected by ids, key or topic. Resolves to how many were unparked.
    */
-  unparkEvents(options?: { eventIds?: readonly string[] }): Promise<number>;
+  unparkEvents(options?: ParkedEventFilter): Promise<number>;
+  /**
+   * Deletes parked events that will never be needed (by ids, key or topic; at least one is
+   * required), releasing the later events of their keys. With `dryRun` (default: true) only lists
+   * them. Resolves to the events dropped, or that would be.
+   */
+  dropParkedEvents(options: ParkedEventFilter & { dryRun?: boolean }): Promise<ParkedEvent[]>;
+  /** Inbox consumers with their retention windows, positions and dead-letter counts, and the retention generations. */
+  inboxStatus(): Promise<InboxStatus>;
+  /** Dead letters, oldest first, optionally of one consumer, topic, reason or state. `limit` default: 100. */
+  listDeadLetters(options?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
+  /** One dead letter with its payload and headers; undefined when there is none. */
+  getDeadLetter(options: { consumer: string; messageId: string }): Promise<DeadLetterDetail | undefined>;
+  /**
+   * Redrives a consumer's dead letters (those in state `dead`, by ids or by filter, oldest first, at
+   * most `limit`, default 100): each is marked `redrive_requested` with a new token and a copy of its
+   * message is enqueued into the outbox in the same transaction; the relay publishes it to the
+   * original topic and the inbox runs the handler for it exactly once (docs/operations.md). With
+   * `dryRun: true`, lists what would be redriven and changes nothing.
+   */
+  redriveDeadLetters(options: RedriveOptions): Promise<RedriveResult>;
   /** The inbox positions (next offset per consumer, topic and partition), optionally of one consumer or topic. */
   listPositions(options?: { consumer?: string; topic?: string }): Promise<InboxPosition[]>;
   /**
@@ -73,10 +113,43 @@ export interface OnceflowAdmin {
    * records (topic, relay, latency), each consumer's inbox row and the positions of its topics' consumers.
    */
   traceMessage(messageId: string): Promise<MessageTrace>;
-  /** Backlog, parked count and oldest age per topic, each lane's owner and epoch, the live relays. */
-  outboxTopology(): Promise<OutboxTopology>;
   /** Cumulative rows published (ledger) and consumed (inbox), from table statistics; diff two reads for a rate. */
   flowCounters(): Promise<{ published: number; consumed: number }>;
+  /** One idempotency key; undefined when there is none. */
+  getIdempotencyKey(options: { scope: string; key: string }): Promise<IdempotencyKeyDetail | undefined>;
+  /**
+   * Deletes completed idempotency keys, optionally of one scope and untouched for `olderThanMs`; keys
+   * of requests in progress are never purged. With `dryRun` (default: true) only counts and lists them.
+   */
+  purgeIdempotencyKeys(options?: {
+    scope?: string;
+    olderThanMs?: number;
+    dryRun?: boolean;
+  }): Promise<PurgeKeysResult>;
+}
+
+/** {@link OutboxStatus} with the backlog per topic and per lane, and the lanes' owners. */
+export interface OutboxStatusDetail extends OutboxStatus {
+  /** Topics with waiting or parked events. */
+  topics: OutboxTopicStatus[];
+  /** Every lane. */
+  lanes: OutboxLaneStatus[];
+}
+
+function requireText(verb: string, name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '')
+    throw new OnceflowError(
+      'OF_INVALID_ARGUMENT',
+      `onceflow admin ${verb}: ${name} is required (a non-empty string)`,
+    );
+  return value;
+}
+
+/** The fields of `object` named in `keys` that are defined (options are `exactOptionalPropertyTypes`). */
+function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const picked: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (object[key] !== undefined) picked[key] = object[key];
+  return picked;
 }
 
 function limitOf(verb: string, limit: number | undefined): number {
@@ -107,11 +180,92 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
   return {
     schema,
     migrate: (migrateOptions = {}) => migrate(pool, { ...migrateOptions, schema }),
-    outboxStatus: () => checked(readOutboxStatus(pool, { schema })),
+    outboxStatus: () =>
+      checked(
+        Promise.all([readOutboxStatus(pool, { schema }), readOutboxBreakdown(pool, { schema })]).then(
+          ([status, breakdown]) => ({ ...status, ...breakdown }),
+        ),
+      ),
     listParkedEvents: async (listOptions = {}) =>
-      checked(listParkedEvents(pool, { schema, limit: limitOf('listParkedEvents', listOptions.limit) })),
+      checked(
+        listParkedEvents(pool, {
+          schema,
+          limit: limitOf('listParkedEvents', listOptions.limit),
+          eventIds: listOptions.eventIds,
+          key: listOptions.key,
+          topic: listOptions.topic,
+        }),
+      ),
     unparkEvents: (unparkOptions = {}) =>
-      checked(unparkEvents(pool, { schema, eventIds: unparkOptions.eventIds })),
+      checked(
+        unparkEvents(pool, {
+          schema,
+          eventIds: unparkOptions.eventIds,
+          key: unparkOptions.key,
+          topic: unparkOptions.topic,
+        }),
+      ),
+    dropParkedEvents: async (dropOptions) => {
+      const { eventIds, key, topic } = dropOptions ?? {};
+      if (eventIds === undefined && key === undefined && topic === undefined)
+        throw new OnceflowError(
+          'OF_INVALID_ARGUMENT',
+          'onceflow admin dropParkedEvents: name the events by eventIds, key or topic (dropping every parked event at once is not offered)',
+        );
+      return checked(
+        dropParkedEvents(pool, { schema, eventIds, key, topic, dryRun: dropOptions.dryRun ?? true }),
+      );
+    },
+    inboxStatus: () => checked(readInboxStatus(pool, { schema })),
+    listDeadLetters: async (listOptions = {}) =>
+      checked(
+        listDeadLetters(pool, {
+          schema,
+          limit: limitOf('listDeadLetters', listOptions.limit),
+          ...pick(listOptions, ['consumer', 'topic', 'reason', 'state']),
+        }),
+      ),
+    getDeadLetter: async (getOptions) =>
+      checked(
+        getDeadLetter(pool, {
+          schema,
+          consumer: requireText('getDeadLetter', 'consumer', getOptions?.consumer),
+          messageId: requireText('getDeadLetter', 'messageId', getOptions?.messageId),
+        }),
+      ),
+    redriveDeadLetters: async (redriveOptions) =>
+      checked(
+        requestRedrive(pool, {
+          ...redriveOptions,
+          consumer: requireText('redriveDeadLetters', 'consumer', redriveOptions?.consumer),
+          schema,
+          limit: limitOf('redriveDeadLetters', redriveOptions.limit),
+        }),
+      ),
+    getIdempotencyKey: async (keyOptions) =>
+      checked(
+        getIdempotencyKey(pool, {
+          schema,
+          scope: requireText('getIdempotencyKey', 'scope', keyOptions?.scope),
+          key: requireText('getIdempotencyKey', 'key', keyOptions?.key),
+        }),
+      ),
+    purgeIdempotencyKeys: async (purgeOptions = {}) => {
+      const { olderThanMs } = purgeOptions;
+      if (olderThanMs !== undefined && (!Number.isFinite(olderThanMs) || olderThanMs < 0))
+        throw new OnceflowError(
+          'OF_INVALID_ARGUMENT',
+          `onceflow admin purgeIdempotencyKeys: olderThanMs must be a non-negative number of milliseconds (got ${String(olderThanMs)})`,
+        );
+      return checked(
+        purgeIdempotencyKeys(pool, {
+          schema,
+          scope: purgeOptions.scope,
+          olderThanMs,
+          dryRun: purgeOptions.dryRun ?? true,
+        }),
+      );
+    },
     listPositions: (listOptions = {}) =>
       checked(listInboxPositions(pool, { schema, consumer: listOptions.consumer, topic: listOptions.topic })),
     resetPositions: (resetOptions) => checked(resetInboxPositions(pool, { ...resetOptions, schema })),
@@ -132,7 +286,6 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
         );
       return checked(traceMessage(pool, { schema, messageId }));
     },
-    outboxTopology: () => checked(readOutboxTopology(pool, { schema })),
     flowCounters: () => checked(readFlowCounters(pool, { schema })),
   };
 }

@@ -186,65 +186,6 @@ interface RawTrace {
   }[];
 }
 
-/** The outbox as the console's overview shows it: backlog and oldest age per topic, lane owners. */
-export interface OutboxTopology {
-  topics: { topic: string; backlog: number; parked: number; oldestAgeMs: number | null }[];
-  lanes: { lane: number; owner: string | null; epoch: string; expiresInMs: number | null }[];
-  relays: { relayId: string; startedAt: Date; expiresInMs: number }[];
-}
-
-/** Backlog and oldest age per topic, each lane's owner and epoch, the live relays: one round trip. */
-export async function readOutboxTopology(
-  queryable: PgQueryable,
-  options: { schema: string },
-): Promise<OutboxTopology> {
-  const schema = quoteIdentifier(options.schema);
-  const { rows } = await queryable.query<{ topology: RawTopology }>(
-    `SELECT json_build_object(
-       'topics', coalesce((SELECT json_agg(t ORDER BY t.topic) FROM (
-          SELECT topic, count(*) FILTER (WHERE parked_at IS NULL)::int AS backlog,
-                 count(*) FILTER (WHERE parked_at IS NOT NULL)::int AS parked,
-                 (extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE parked_at IS NULL)) * 1000)::float8
-                   AS oldest_age_ms
-            FROM ${schema}.outbox GROUP BY topic) t), '[]'),
-       'lanes', coalesce((SELECT json_agg(l ORDER BY l.lane) FROM (
-          SELECT lane, CASE WHEN expires_at > clock_timestamp() THEN owner END AS owner, epoch::text AS epoch,
-                 CASE WHEN expires_at > clock_timestamp()
-                      THEN (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::float8 END AS expires_in_ms
-            FROM ${schema}.outbox_lanes) l), '[]'),
-       'relays', coalesce((SELECT json_agg(r ORDER BY r.relay_id) FROM (
-          SELECT relay_id, started_at, (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::float8 AS expires_in_ms
-            FROM ${schema}.outbox_relays WHERE expires_at > clock_timestamp()) r), '[]')
-     ) AS topology`,
-  );
-  const raw = rows[0]!.topology;
-  return {
-    topics: raw.topics.map((row) => ({
-      topic: row.topic,
-      backlog: row.backlog,
-      parked: row.parked,
-      oldestAgeMs: row.oldest_age_ms,
-    })),
-    lanes: raw.lanes.map((row) => ({
-      lane: row.lane,
-      owner: row.owner,
-      epoch: row.epoch,
-      expiresInMs: row.expires_in_ms,
-    })),
-    relays: raw.relays.map((row) => ({
-      relayId: row.relay_id,
-      startedAt: new Date(row.started_at),
-      expiresInMs: row.expires_in_ms,
-    })),
-  };
-}
-
-interface RawTopology {
-  topics: { topic: string; backlog: number; parked: number; oldest_age_ms: number | null }[];
-  lanes: { lane: number; owner: string | null; epoch: string; expires_in_ms: number | null }[];
-  relays: { relay_id: string; started_at: string; expires_in_ms: number }[];
-}
-
 /**
  * Cumulative counts of rows written to the published ledger and to the inbox, from Postgres's table
  * statistics (free to read; they lag the writes by up to a second). Two samples make a throughput.

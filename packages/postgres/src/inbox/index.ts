@@ -1,6 +1,19 @@
 // Public surface of this store; re-exported from ../index.ts.
 export { type InboxTables, inboxTables } from '../schema/inbox';
+export type {
+  DeadLetter,
+  DeadLetterDetail,
+  DeadLetterFilter,
+  DeadLetterReasonName,
+  DeadLetterRecord,
+  DeadLetterState,
+  RedriveOptions,
+  RedriveOutcome,
+  RedriveResult,
+  RedriveSkipped,
+} from './dead-letters';
 export type { InboxPosition, InboxPositionChange, ResetPositionsOptions } from './positions';
+export type { InboxConsumerStatus, InboxGeneration, InboxStatus } from './status';
 export {
   createPgInboxStore,
   type InboxClaim,

@@ -5,6 +5,7 @@ import { createTransactionContext, type TransactionContext } from '../context';
 import { describePool } from '../describe-pool';
 import { defaultSchemaName, quoteIdentifier, validateIdentifier } from '../identifier';
 import { schemaMismatch } from '../schema-mismatch';
+import { claimRedrives, type DeadLetterRecord, type RedriveOutcome, recordDeadLetter } from './dead-letters';
 
 /** One message to claim: its dedup id and offset. */
 export interface InboxClaimEntry {
@@ -57,6 +58,22 @@ export interface InboxTransaction<Ctx> {
    * timed-out handler still makes fail instead of committing.
    */
   abandon(): Promise<void>;
+  /**
+   * Records a dead letter (with its payload, for inspection and redrive) in this transaction, the one
+   * that writes the message's inbox row. Optional: a store without it keeps no dead letters, and
+   * cannot redrive them.
+   */
+  recordDeadLetter?(letter: DeadLetterRecord): Promise<void>;
+  /**
+   * For copies carrying a redrive token (the `onceflow-redrive` header), decides in this transaction
+   * whether the handler runs: `redrive` once per requested redrive (the dead letter is marked
+   * redriven in this transaction), `done` for further copies, `unknown` when the token is not one of
+   * this consumer's. Optional, with {@link recordDeadLetter}.
+   */
+  claimRedrives?(input: {
+    consumer: string;
+    redrives: readonly { id: string; token: string }[];
+  }): Promise<ReadonlyMap<string, RedriveOutcome>>;
 }
 
 /** Outcome of one rotation attempt; see migrations/0001_inbox.sql. */
@@ -190,6 +207,14 @@ export function createPgInboxStore(
         }
       },
       connectionLost: () => lost || held.lost() !== undefined,
+      recordDeadLetter: (letter) =>
+        recordDeadLetter(client, schema, letter).catch((error: unknown) => {
+          throw schemaMismatch(error, schema);
+        }),
+      claimRedrives: (input) =>
+        claimRedrives(client, schema, input).catch((error: unknown) => {
+          throw schemaMismatch(error, schema);
+        }),
       async abandon() {
         if (released) return;
         const pid = (client as PoolClient & { processID?: number }).processID;
@@ -222,6 +247,11 @@ export function createPgInboxStore(
         .catch((error: unknown) => {
           throw schemaMismatch(error, schema);
         });
+      // Dead-lettering writes here (migration 0005): a schema without it fails now, at start, not
+      // with the first poison message.
+      await pool.query(`SELECT 1 FROM ${quoted}.dead_letter LIMIT 0`).catch((error: unknown) => {
+        throw schemaMismatch(error, schema);
+      });
     },
     async rotate() {
       const held = await holdConnection(pool);

@@ -4,7 +4,13 @@ export type { OutboxRow } from './claim-batch';
 export { enqueue } from './enqueue';
 export type { AcquiredLane, LaneLease } from './lane-leases';
 export type { SettleResult } from './settle-batch';
-export type { OutboxStatus, ParkedEvent } from './status';
+export type {
+  OutboxLaneStatus,
+  OutboxStatus,
+  OutboxTopicStatus,
+  ParkedEvent,
+  ParkedEventFilter,
+} from './status';
 export {
   createPgOutboxStore,
   defaultPgOutboxStoreOptions,

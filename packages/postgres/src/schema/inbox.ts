@@ -1,4 +1,16 @@
-import { bigint, integer, pgSchema, primaryKey, smallint, text, timestamp } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  customType,
+  integer,
+  pgSchema,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+
 import { defaultSchemaName, validateIdentifier } from '../identifier';
 
 /**
@@ -46,6 +58,34 @@ export function inboxTables(schema: string = defaultSchemaName) {
       retentionSeconds: integer('retention_seconds').notNull(),
       declaredAt: timestamp('declared_at', { withTimezone: true }).notNull().defaultNow(),
     }),
+    /** Dead letters with their payload and redrive state (migrations/0005_dead_letters.sql). */
+    deadLetter: s.table(
+      'dead_letter',
+      {
+        consumer: text('consumer').notNull(),
+        messageId: text('message_id').notNull(),
+        topic: text('topic').notNull(),
+        kafkaPartition: integer('kafka_partition').notNull(),
+        kafkaOffset: bigint('kafka_offset', { mode: 'bigint' }).notNull(),
+        key: bytea('key'),
+        payload: bytea('payload'),
+        headerNames: text('header_names').array().notNull().default([]),
+        headerValues: bytea('header_values').array().notNull().default([]),
+        reason: text('reason').notNull(),
+        errorCode: text('error_code').notNull(),
+        errorMessage: text('error_message').notNull(),
+        attempts: integer('attempts').notNull(),
+        deadLetteredAt: timestamp('dead_lettered_at', { withTimezone: true }).notNull().defaultNow(),
+        state: text('state', { enum: ['dead', 'redrive_requested', 'redriven'] })
+          .notNull()
+          .default('dead'),
+        redriveToken: text('redrive_token'),
+        redriveRequestedAt: timestamp('redrive_requested_at', { withTimezone: true }),
+        redrivenAt: timestamp('redriven_at', { withTimezone: true }),
+        redrives: integer('redrives').notNull().default(0),
+      },
+      (t) => [primaryKey({ columns: [t.consumer, t.messageId] })],
+    ),
   };
 }
 
