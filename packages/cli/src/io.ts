@@ -7,7 +7,7 @@ import {
   validateIdentifier,
 } from '@onceflow/core';
 import type { OnceflowAdmin } from '@onceflow/postgres';
-import { InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type pg from 'pg';
 
 // Postgres, kafkajs and the engines are imported by the commands that use them, when they run, so
@@ -237,4 +237,40 @@ export function createLineLogger(
     trace: at('trace'),
     child: (more) => createLineLogger(write, level, { ...bindings, ...more }),
   };
+}
+
+/** The options every command reading the database takes: what {@link withPool} needs. */
+export interface DatabaseFlags {
+  databaseUrl?: string;
+  schema: string;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+/** Adds `--database-url`, `--schema`, `--connect-timeout-ms` and `--statement-timeout-ms` to `command`. */
+export function addDatabaseOptions(command: Command): Command {
+  return command
+    .addOption(databaseOption())
+    .addOption(schemaOption())
+    .addOption(connectTimeoutOption())
+    .addOption(statementTimeoutOption(30_000));
+}
+
+/** Collects a repeatable flag's values (`--id a --id b`, or `--id a,b`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean),
+  ];
+}
+
+/** Parses an age such as `500ms`, `45s`, `15m`, `12h` or `7d` (a bare number is milliseconds) into milliseconds. */
+export function parseAgeMs(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (match === null) throw new InvalidArgumentError('expected an age such as 500ms, 45s, 15m, 12h or 7d');
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms']!;
+  return Math.round(Number(match[1]) * unit);
 }

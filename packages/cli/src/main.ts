@@ -2,10 +2,17 @@ import { createRequire } from 'node:module';
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
 import { consoleCommand } from './commands/console';
+import { dlqListCommand } from './commands/dlq-list';
+import { dlqRedriveCommand } from './commands/dlq-redrive';
+import { dlqShowCommand } from './commands/dlq-show';
 import { inboxPositionsCommand } from './commands/inbox-positions';
 import { inboxResetPositionsCommand } from './commands/inbox-reset-positions';
+import { inboxStatusCommand } from './commands/inbox-status';
+import { keysPurgeCommand, keysShowCommand } from './commands/keys';
 import { migrateCommand } from './commands/migrate';
+import { outboxDropCommand } from './commands/outbox-drop';
 import { outboxParkedCommand } from './commands/outbox-parked';
+import { outboxStatusCommand } from './commands/outbox-status';
 import { outboxUnparkCommand } from './commands/outbox-unpark';
 import { relayCommand } from './commands/relay';
 import { statusCommand } from './commands/status';
@@ -30,13 +37,25 @@ export function createCli(io: CliIo = processIo): Command {
   relayCommand(program, io);
   consoleCommand(program, io);
   const outbox = program.command('outbox').description('inspect and repair the outbox');
+  outboxStatusCommand(outbox, io);
   outboxParkedCommand(outbox, io);
   outboxUnparkCommand(outbox, io);
+  outboxDropCommand(outbox, io);
   const inbox = program.command('inbox').description('inspect and operate the inbox consumers');
+  inboxStatusCommand(inbox, io);
   inboxPositionsCommand(inbox, io);
   inboxResetPositionsCommand(inbox, io);
+  const dlq = program
+    .command('dlq')
+    .description("inspect and redrive the inbox consumers' dead letters (each redrive runs once)");
+  dlqListCommand(dlq, io);
+  dlqShowCommand(dlq, io);
+  dlqRedriveCommand(dlq, io);
+  const keys = program.command('keys').description('inspect and purge HTTP idempotency keys');
+  keysShowCommand(keys, io);
+  keysPurgeCommand(keys, io);
   // Subcommand groups stop at the first error too, instead of calling process.exit.
-  for (const group of [outbox, inbox])
+  for (const group of [outbox, inbox, dlq, keys])
     group.exitOverride().configureOutput({
       writeOut: (text) => io.out(text.trimEnd()),
       writeErr: (text) => io.err(text.trimEnd()),

@@ -1,3 +1,4 @@
+import type { ConsoleKafkaOffsets } from '@onceflow/console';
 import type { Command } from 'commander';
 import {
   type CliIo,
@@ -13,6 +14,7 @@ import {
   usageError,
   waitForSignal,
 } from '../io';
+import { withKafkaAdmin } from '../kafka-admin';
 import { type KafkaFlags, kafkaOptions, resolveKafkaConfig } from '../kafka-settings';
 
 const consoleClientId = 'onceflow-console';
@@ -56,26 +58,7 @@ export function consoleCommand(program: Command, io: CliIo): void {
       const logger = createLineLogger(io.err, options.logLevel);
       const { startConsole } = await import('@onceflow/console');
       const pool = await openPool(url, { max: options.poolSize, connectTimeoutMs: options.connectTimeoutMs });
-      // Lag needs the high watermarks: a Kafka admin when brokers are configured, none otherwise.
-      let kafkaAdmin:
-        | {
-            disconnect(): Promise<void>;
-            fetchTopicOffsets(topic: string): Promise<{ partition: number; high: string }[]>;
-          }
-        | undefined;
-      try {
-        if (options.brokers !== undefined || io.env.KAFKA_BROKERS !== undefined) {
-          const kafkaConfig = resolveKafkaConfig(options as KafkaFlags, io.env, {
-            defaultClientId: consoleClientId,
-          });
-          const [{ Kafka }, { createKafkajsLogCreator }] = await Promise.all([
-            import('kafkajs'),
-            import('@onceflow/kafkajs'),
-          ]);
-          const admin = new Kafka({ ...kafkaConfig, logCreator: createKafkajsLogCreator(logger) }).admin();
-          await admin.connect();
-          kafkaAdmin = admin;
-        }
+      const serve = async (kafka?: ConsoleKafkaOffsets): Promise<void> => {
         const started = await startConsole({
           pool,
           schema: options.schema,
@@ -83,7 +66,7 @@ export function consoleCommand(program: Command, io: CliIo): void {
           port: options.port,
           readOnly: options.readOnly === true,
           ...(token === undefined ? {} : { token }),
-          ...(kafkaAdmin === undefined ? {} : { kafka: kafkaAdmin }),
+          ...(kafka === undefined ? {} : { kafka }),
           auditLog: (entry) => io.out(JSON.stringify({ audit: entry })),
         });
         io.out(
@@ -92,8 +75,16 @@ export function consoleCommand(program: Command, io: CliIo): void {
         const received = await waitForSignal();
         io.out(`${received}, stopping`);
         await started.stop();
+      };
+      try {
+        // Lag needs the high watermarks: a Kafka admin when brokers are configured, none otherwise.
+        if (options.brokers !== undefined || io.env.KAFKA_BROKERS !== undefined) {
+          const kafkaConfig = resolveKafkaConfig(options as KafkaFlags, io.env, {
+            defaultClientId: consoleClientId,
+          });
+          await withKafkaAdmin(kafkaConfig, logger, (admin) => serve(admin));
+        } else await serve();
       } finally {
-        await kafkaAdmin?.disconnect();
         await pool.end();
       }
     });

@@ -1,6 +1,5 @@
-import { type Logger, OnceflowError } from '@onceflow/core';
+import { OnceflowError } from '@onceflow/core';
 import { type Command, InvalidArgumentError } from 'commander';
-import type { Admin, KafkaConfig } from 'kafkajs';
 import {
   type CliIo,
   connectTimeoutOption,
@@ -14,6 +13,7 @@ import {
   statementTimeoutOption,
   withPool,
 } from '../io';
+import { withKafkaAdmin } from '../kafka-admin';
 import { type KafkaFlags, kafkaOptions, resolveKafkaConfig } from '../kafka-settings';
 
 const cliClientId = 'onceflow-cli';
@@ -53,26 +53,6 @@ interface ResetOptions {
   logLevel: LogLevel;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
-}
-
-async function withAdmin<T>(
-  config: KafkaConfig,
-  logger: Logger,
-  work: (admin: Admin) => Promise<T>,
-): Promise<T> {
-  const [{ Kafka }, { createKafkajsLogCreator }] = await Promise.all([
-    import('kafkajs'),
-    import('@onceflow/kafkajs'),
-  ]);
-  // kafkajs's own lines go to the CLI's logger; --log-level decides what is shown.
-  const kafka = new Kafka({ ...config, logCreator: createKafkajsLogCreator(logger) });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await work(admin);
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
 }
 
 /**
@@ -119,7 +99,7 @@ export function inboxResetPositionsCommand(inbox: Command, io: CliIo): void {
       const groupId = options.group ?? options.consumer;
       const target = parseTarget(options.to);
       const logger = createLineLogger(io.err, options.logLevel);
-      await withAdmin(kafkaConfig, logger, async (admin) => {
+      await withKafkaAdmin(kafkaConfig, logger, async (admin) => {
         const [group] = (await admin.describeGroups([groupId])).groups;
         const members = group?.members ?? [];
         if (members.length > 0 && !options.force)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import {
   type CliIo,
+  collect,
   connectTimeoutOption,
   databaseOption,
   nonNegativeInteger,
@@ -19,6 +20,9 @@ export function outboxParkedCommand(outbox: Command, io: CliIo): void {
     .addOption(schemaOption())
     .addOption(connectTimeoutOption())
     .addOption(statementTimeoutOption(30_000))
+    .option('--id <event-id>', 'only these events (repeatable, or comma-separated)', collect)
+    .option('--key <key>', 'only events with this key')
+    .option('--topic <name>', 'only events of this topic')
     .option('--limit <n>', 'most events listed', nonNegativeInteger, 100)
     .option('--json', 'print one JSON object per event')
     .action(
@@ -28,11 +32,17 @@ export function outboxParkedCommand(outbox: Command, io: CliIo): void {
         connectTimeoutMs: number;
         statementTimeoutMs: number;
         limit: number;
+        id?: string[];
+        key?: string;
+        topic?: string;
         json?: boolean;
       }) => {
         await withPool(options, io, 1, async (pool) => {
           const events = await (await openAdmin(pool, options.schema)).listParkedEvents({
             limit: options.limit,
+            ...(options.id === undefined ? {} : { eventIds: options.id }),
+            ...(options.key === undefined ? {} : { key: options.key }),
+            ...(options.topic === undefined ? {} : { topic: options.topic }),
           });
           for (const event of events) {
             const key = event.key === null ? null : event.key.toString('utf8');

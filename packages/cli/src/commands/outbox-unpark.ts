@@ -20,6 +20,8 @@ export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
     .addOption(schemaOption())
     .addOption(connectTimeoutOption())
     .addOption(statementTimeoutOption(30_000))
+    .option('--key <key>', 'unpark the events with this key')
+    .option('--topic <name>', 'unpark the events of this topic')
     .option('--all', 'unpark every parked event')
     .action(
       async (
@@ -29,14 +31,25 @@ export function outboxUnparkCommand(outbox: Command, io: CliIo): void {
           schema: string;
           connectTimeoutMs: number;
           statementTimeoutMs: number;
+          key?: string;
+          topic?: string;
           all?: boolean;
         },
       ) => {
-        if ((options.all ?? false) === eventIds.length > 0)
+        const named = eventIds.length > 0 || options.key !== undefined || options.topic !== undefined;
+        if ((options.all ?? false) === named)
           throw usageError('name the events to unpark, or pass --all (not both)');
         await withPool(options, io, 1, async (pool) => {
           const admin = await openAdmin(pool, options.schema);
-          const count = await admin.unparkEvents(options.all ? {} : { eventIds });
+          const count = await admin.unparkEvents(
+            options.all
+              ? {}
+              : {
+                  ...(eventIds.length === 0 ? {} : { eventIds }),
+                  ...(options.key === undefined ? {} : { key: options.key }),
+                  ...(options.topic === undefined ? {} : { topic: options.topic }),
+                },
+          );
           io.out(`unparked ${count} event${count === 1 ? '' : 's'}`);
         });
       },
