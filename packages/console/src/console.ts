@@ -201,6 +201,26 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
       .send(consoleJs),
   );
 
+  // A failing admin call shows as a page that says what failed (OF_SCHEMA_MISMATCH says to migrate).
+  app.setErrorHandler(async (error, request, reply) => {
+    const code = (error as { code?: unknown }).code;
+    const status =
+      code === 'OF_INVALID_ARGUMENT' ? 400 : ((error as { statusCode?: number }).statusCode ?? 500);
+    if (status >= 500) request.log.error({ err: error }, 'onceflow console: request failed');
+    const frame = frameOf(await principalOf(request).catch(() => null), 'overview', 'Something failed');
+    return send(
+      reply,
+      status,
+      frame,
+      notice(
+        'error',
+        html`${typeof code === 'string' ? html`<code>${code}</code> ` : ''}${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
+  });
+
+  app.get('/favicon.ico', (_request, reply) => reply.code(204).send());
+
   // ---- overview
   const renderOverview = async (): Promise<ReturnType<typeof html>> => {
     const [outbox, inbox, counters] = await Promise.all([
