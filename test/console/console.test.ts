@@ -50,6 +50,12 @@ describe('onceflow console in headless Chromium', () => {
     // No reload: the page follows the server-sent events.
     await expect.poll(() => page.textContent('[data-card="outbox backlog"]'), { timeout: 60_000 }).toBe('0');
     await expect.poll(() => page.textContent('#relays'), { timeout: 10_000 }).toMatch(/\d/);
+    // Throughput comes from Postgres's table statistics, which backends report about once a second.
+    await expect
+      .poll(() => page.textContent('figure:has(svg[aria-label="published / s"]) figcaption'), {
+        timeout: 30_000,
+      })
+      .not.toContain('(max 1)');
     await browser.screenshot('overview');
   });
 

@@ -323,7 +323,7 @@ export function wherePage(
   if (trace === null)
     return html`${form}<p class="muted">Give a message id: the outbox event id, which the relay sends as the <code>message-id</code> header.</p>`;
   const waiting = trace.waiting[0];
-  const published = trace.published.at(-1);
+  const published = trace.published[0];
   const placed = trace.consumed[0];
   if (
     waiting === undefined &&
@@ -335,25 +335,28 @@ export function wherePage(
       'info',
       html`No trace of <code>${trace.messageId}</code>: it is not waiting in the outbox, not in the published ledger, and no consumer recorded it. Records older than the retention window are gone.`,
     )}`;
-  const enqueuedAt = waiting?.enqueuedAt ?? published?.enqueuedAt ?? null;
+  const enqueuedAt = published?.enqueuedAt ?? waiting?.enqueuedAt ?? null;
   const topic = waiting?.topic ?? published?.topic ?? placed?.topic ?? '';
   const steps: Html[] = [];
   steps.push(
-    html`<li class="${enqueuedAt ? 'done' : ''}"><strong>Enqueued</strong> ${enqueuedAt ? html`at ${formatTime(enqueuedAt)} (transaction time)` : html`<span class="muted">before the ledger's retention window, or by another producer</span>`} to <code>${topic}</code>${waiting ? html` · lane ${waiting.lane}, seq ${waiting.seq}` : published ? html` · lane ${published.lane}, seq ${published.seq}` : ''}</li>`,
+    html`<li class="${enqueuedAt ? 'done' : ''}"><strong>Enqueued</strong> ${enqueuedAt ? html`at ${formatTime(enqueuedAt)} (transaction time)` : html`<span class="muted">before the ledger's retention window, or by another producer</span>`} to <code>${topic}</code>${published ? html` · lane ${published.lane}, seq ${published.seq}` : waiting ? html` · lane ${waiting.lane}, seq ${waiting.seq}` : ''}</li>`,
   );
+  // Every ledger record: the first publish, then any copy published under the same id (a redrive).
+  trace.published.forEach((record, index) => {
+    const first = index === 0;
+    steps.push(
+      html`<li class="done" ${first ? html`id="step-published"` : ''}><strong>${first ? 'Published' : 'Published again'}</strong> at ${formatTime(record.publishedAt)} to <code>${record.topic}</code>${first && placed ? html` partition ${placed.partition}, offset ${placed.offset}` : ''} · relay <code>${record.relay}</code> · latency ${formatMs(record.latencyMs)}${first ? '' : html` <span class="muted">(a copy under the same id, e.g. a dead-letter redrive; enqueued ${formatTime(record.enqueuedAt)})</span>`}</li>`,
+    );
+  });
   if (waiting?.parkedAt)
     steps.push(
-      html`<li class="stuck" id="step-published"><strong>Parked</strong> since ${formatTime(waiting.parkedAt)}: <span class="bad">${truncate(waiting.error ?? '', 500)}</span> · <a href="${base}/parked">parked events</a></li>`,
+      html`<li class="stuck" ${published ? '' : html`id="step-published"`}><strong>Parked</strong> since ${formatTime(waiting.parkedAt)}: <span class="bad">${truncate(waiting.error ?? '', 500)}</span> · <a href="${base}/parked">parked events</a></li>`,
     );
   else if (waiting)
     steps.push(
-      html`<li class="waiting" id="step-published"><strong>Waiting for the relay</strong>: ${waiting.ahead} event${waiting.ahead === 1 ? '' : 's'} ahead of it in lane ${waiting.lane}</li>`,
+      html`<li class="waiting" ${published ? '' : html`id="step-published"`}><strong>Waiting for the relay</strong>: ${waiting.ahead} event${waiting.ahead === 1 ? '' : 's'} ahead of it in lane ${waiting.lane}</li>`,
     );
-  else if (published)
-    steps.push(
-      html`<li class="done" id="step-published"><strong>Published</strong> at ${formatTime(published.publishedAt)} to <code>${published.topic}</code>${placed ? html` partition ${placed.partition}, offset ${placed.offset}` : html` <span class="muted">(partition and offset known once a consumer records it)</span>`} · relay <code>${published.relay}</code> · latency ${formatMs(published.latencyMs)}</li>`,
-    );
-  else
+  else if (!published)
     steps.push(
       html`<li class="done" id="step-published"><strong>Published</strong> to <code>${topic}</code>${placed ? html` partition ${placed.partition}, offset ${placed.offset}` : ''} <span class="muted">(not in the ledger: published by another producer or before its window)</span></li>`,
     );
