@@ -19,7 +19,7 @@ import { type DocPlanContext, type DocProcess, docPlans } from './doc-plans';
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const packageNames = ['core', 'postgres', 'inbox', 'outbox', 'kafkajs', 'http', 'cli'] as const;
+const packageNames = ['core', 'postgres', 'inbox', 'outbox', 'kafkajs', 'http', 'console', 'cli'] as const;
 
 /** Versions the consumer project installs beside the tarballs; kafkajs 2.2.3 proves the peer range. */
 const consumerDependencies = {
