@@ -1,5 +1,5 @@
 /** The scenario groups `--only` accepts. */
-export const benchGroups = ['inbox', 'relay', 'http', 'peer'] as const;
+export const benchGroups = ['inbox', 'relay', 'http', 'peer', 'console'] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
 
@@ -34,6 +34,10 @@ export interface BenchConfig {
   httpConnections: number;
   /** Messages / events given to the peer library (its throughput is far lower, so it gets fewer). */
   peerMessages: number;
+  /** Published-ledger rows, and inbox rows per consumer, behind the console's lookup. */
+  lookupHistoryRows: number;
+  /** Events waiting in the outbox during the console's lookup. */
+  lookupBacklogRows: number;
   /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
@@ -54,6 +58,8 @@ const full: Omit<BenchConfig, 'groups'> = {
   httpSeconds: 10,
   httpConnections: 16,
   peerMessages: 3_000,
+  lookupHistoryRows: 1_000_000,
+  lookupBacklogRows: 10_000,
   syncOff: true,
   consumerConcurrency: 3,
 };
@@ -69,10 +75,12 @@ const quick: Omit<BenchConfig, 'groups'> = {
   latencyWarmupSeconds: 2,
   httpSeconds: 3,
   peerMessages: 600,
+  lookupHistoryRows: 100_000,
+  lookupBacklogRows: 2_000,
   syncOff: false,
 };
 
-/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer` (repeatable or comma-separated). */
+/** Parses `pnpm bench` flags: `--quick`, `--only inbox|relay|http|peer|console` (repeatable or comma-separated). */
 export function parseArgs(argv: readonly string[]): BenchConfig {
   let quickRun = false;
   const groups: BenchGroup[] = [];

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only inbox|relay|http|peer]`: every onceflow scenario beside its baseline
+// `pnpm bench [--quick] [--only inbox|relay|http|peer|console]`: every onceflow scenario beside its baseline
 // in one run against the real local Kafka and Postgres; prints a table and writes bench/results/.
 import { randomBytes } from 'node:crypto';
 import { ensureStack } from '../../tools/stack/index';
@@ -6,6 +6,7 @@ import { type BenchGroup, parseArgs } from './config';
 import type { BenchContext } from './context';
 import { machineInfo, serverSynchronousCommit } from './machine';
 import { formatTable, writeResults } from './report';
+import { runConsoleGroup } from './scenarios/console';
 import { runHttpGroup } from './scenarios/http';
 import { runInboxGroup } from './scenarios/inbox';
 import { runPeerGroup } from './scenarios/peer';
@@ -18,6 +19,7 @@ const groupRunners: Record<BenchGroup, (ctx: BenchContext) => Promise<void>> = {
   relay: runRelayGroup,
   http: runHttpGroup,
   peer: runPeerGroup,
+  console: runConsoleGroup,
 };
 
 async function main(): Promise<number> {

@@ -37,6 +37,8 @@ const rows: Row[] = [
   { field: 'relay_naive_events_per_s', unit: 'ev/s' },
   { field: 'relay_drain_events_per_s', unit: 'ev/s', target: '≥ 10000', meets: (v) => v >= 10_000 },
   { field: 'relay_speedup_vs_naive', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
+  { field: 'relay_drain_no_ledger_events_per_s', unit: 'ev/s' },
+  { field: 'relay_ledger_cost_pct', unit: '%', target: '≤ 5', meets: (v) => v <= 5 },
   { field: 'relay_naive_events_per_s_sync_off', unit: 'ev/s' },
   { field: 'relay_drain_events_per_s_sync_off', unit: 'ev/s', target: '≥ 10000', meets: (v) => v >= 10_000 },
   { field: 'relay_speedup_vs_naive_sync_off', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
@@ -59,6 +61,10 @@ const rows: Row[] = [
   { field: 'relay_speedup_vs_peer', unit: '×' },
   { field: 'peer_inbox_consumer_peak_rss_mb', unit: 'MiB' },
   { field: 'peer_relay_peak_rss_mb', unit: 'MiB' },
+  { field: 'console_lookup_history_rows', unit: 'rows' },
+  { field: 'console_lookup_p50_ms', unit: 'ms', target: '< 100', meets: (v) => v < 100 },
+  { field: 'console_lookup_p99_ms', unit: 'ms', target: '< 100', meets: (v) => v < 100 },
+  { field: 'console_lookup_max_ms', unit: 'ms' },
 ];
 
 function formatNumber(value: number): string {

@@ -43,6 +43,7 @@ async function onceflowDrain(
   topic: string,
   syncCommit: SyncCommit,
   offset: number,
+  publishedLedger = true,
 ): Promise<RelayResult> {
   const count = ctx.config.relayEvents;
   await fillOnceflowOutbox(ctx.pool, ctx.schema, {
@@ -53,12 +54,22 @@ async function onceflowDrain(
     offset,
     runId: ctx.runId,
   });
-  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit, expected: count };
+  const params: RelayParams = {
+    ...ctx.services,
+    schema: ctx.schema,
+    syncCommit,
+    expected: count,
+    publishedLedger,
+  };
   const result = await spawnWorker<RelayResult>(
     'onceflow-relay',
     params as unknown as Record<string, unknown>,
   ).result();
-  logRelay(ctx, `relay-drain${syncCommit === 'off' ? '-sync-off' : ''}`, result);
+  logRelay(
+    ctx,
+    `relay-drain${publishedLedger ? '' : '-no-ledger'}${syncCommit === 'off' ? '-sync-off' : ''}`,
+    result,
+  );
   const status = await createOnceflowAdmin({ pool: ctx.pool, schema: ctx.schema }).outboxStatus();
   if (status.backlog !== 0)
     ctx.notes.push(`relay drain check: ${status.backlog} events still unpublished after the drain`);
@@ -185,6 +196,15 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   results.relay_drain_events_per_s = round(drain.eventsPerS);
   results.relay_speedup_vs_naive = round(drain.eventsPerS / naive.eventsPerS, 2);
   results.relay_peak_rss_mb = drain.peakRssMb;
+  // The published ledger's cost: drains without it and with it again, alternated so that drift of a
+  // shared machine hits both; the best of each side is compared.
+  const noLedger = await onceflowDrain(ctx, topic, 'server', offset, false);
+  offset += config.relayEvents;
+  const again = await onceflowDrain(ctx, topic, 'server', offset);
+  offset += config.relayEvents;
+  const withLedger = Math.max(drain.eventsPerS, again.eventsPerS);
+  results.relay_drain_no_ledger_events_per_s = round(noLedger.eventsPerS);
+  results.relay_ledger_cost_pct = round((1 - withLedger / noLedger.eventsPerS) * 100, 1);
   if (config.syncOff) {
     const naiveOff = await naiveDrain(ctx, topic, 'off', offset);
     offset += config.relayNaiveEvents;
