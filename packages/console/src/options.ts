@@ -1,4 +1,4 @@
-import { invalidOptions } from '@onceflow/core';
+import { defaultSchemaName, invalidOptions } from '@onceflow/core';
 import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { ConsoleAdmin } from './admin-seam';
@@ -64,7 +64,7 @@ export interface ConsoleOptions {
 
 /** Defaults of {@link ConsoleOptions}. */
 export const defaultConsoleOptions = Object.freeze({
-  schema: 'onceflow',
+  schema: defaultSchemaName,
   readOnly: false,
   refreshIntervalMs: 2000,
   payloadPreviewBytes: 4096,
