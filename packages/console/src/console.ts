@@ -265,6 +265,7 @@ function registerConsole(app: FastifyInstance, options: ResolvedConsoleOptions):
       lastCounters = { at: now, ...counters };
     }
     return overviewFragment({
+      base,
       outbox,
       inbox,
       positions: withLag,

@@ -95,6 +95,7 @@ export interface PositionWithLag extends InboxPosition {
 
 /** The live part of the overview (re-rendered on every refresh). */
 export function overviewFragment(data: {
+  base: string;
   outbox: OutboxStatusDetail;
   inbox: InboxStatus;
   positions: PositionWithLag[];
@@ -183,7 +184,7 @@ ${
     ? html`<p class="muted">No consumer has started on this schema yet.</p>`
     : html`<table id="consumer-summary"><thead><tr><th>consumer</th><th class="num">retention</th><th class="num">dead letters</th><th class="num">redrives pending</th><th class="num">redriven</th></tr></thead><tbody>${inbox.consumers.map(
         (c) =>
-          html`<tr><td>${c.consumer}</td><td class="num">${c.retentionSeconds === null ? '–' : formatMs(c.retentionSeconds * 1000)}</td><td class="num ${c.deadLetters.dead > 0 ? 'bad' : ''}">${c.deadLetters.dead > 0 ? html`<a href="dead-letters?consumer=${encodeURIComponent(c.consumer)}">${c.deadLetters.dead}</a>` : 0}</td><td class="num">${c.deadLetters.redriveRequested}</td><td class="num">${c.deadLetters.redriven}</td></tr>`,
+          html`<tr><td>${c.consumer}</td><td class="num">${c.retentionSeconds === null ? '–' : formatMs(c.retentionSeconds * 1000)}</td><td class="num ${c.deadLetters.dead > 0 ? 'bad' : ''}">${c.deadLetters.dead > 0 ? html`<a href="${data.base}/dead-letters?consumer=${encodeURIComponent(c.consumer)}">${c.deadLetters.dead}</a>` : 0}</td><td class="num">${c.deadLetters.redriveRequested}</td><td class="num">${c.deadLetters.redriven}</td></tr>`,
       )}</tbody></table>`
 }
 ${
