@@ -107,6 +107,56 @@ describe('onceflow admin library', () => {
     expect(isOnceflowError(refused, 'OF_INVALID_ARGUMENT')).toBe(true);
   });
 
+  it('dead-letter verbs: list by filter, get with payload, refuse a redrive without consumer or dryRun; drop and purge refuse what they cannot scope', async () => {
+    const admin = createOnceflowAdmin({ pool: db.pool, schema: db.schema });
+    const consumer = uniqueName('c');
+    await db.pool.query(
+      `INSERT INTO "${db.schema}".dead_letter
+         (consumer, message_id, topic, kafka_partition, kafka_offset, key, payload, header_names, header_values,
+          reason, error_code, error_message, attempts)
+       VALUES ($1, 'm-1', 'orders', 0, 5, 'k', 'body', '{message-id}', ARRAY['m-1'::bytea], 'handler-failed',
+               'OF_HANDLER_FAILED', 'Error: boom', 3),
+              ($1, 'm-2', 'orders', 1, 9, NULL, NULL, '{}', '{}', 'too-old', 'OF_MESSAGE_TOO_OLD', 'old', 0)`,
+      [consumer],
+    );
+    expect((await admin.listDeadLetters({ consumer })).map((d) => d.messageId)).toEqual(['m-1', 'm-2']);
+    expect(await admin.listDeadLetters({ consumer, reason: 'too-old' })).toEqual([
+      expect.objectContaining({
+        messageId: 'm-2',
+        offset: '9',
+        key: null,
+        payloadBytes: null,
+        state: 'dead',
+      }),
+    ]);
+    const letter = await admin.getDeadLetter({ consumer, messageId: 'm-1' });
+    expect(letter?.payload?.toString()).toBe('body');
+    expect(letter?.headers['message-id']?.toString()).toBe('m-1');
+    expect(await admin.getDeadLetter({ consumer, messageId: 'nope' })).toBeUndefined();
+    const badState = await admin
+      .listDeadLetters({ state: 'gone' as 'dead' })
+      .catch((error: unknown) => error);
+    expect(isOnceflowError(badState, 'OF_INVALID_ARGUMENT')).toBe(true);
+    const noDryRun = await admin
+      .redriveDeadLetters({ consumer } as unknown as { consumer: string; dryRun: boolean })
+      .catch((error: unknown) => error);
+    expect(isOnceflowError(noDryRun, 'OF_INVALID_ARGUMENT')).toBe(true);
+    const dry = await admin.redriveDeadLetters({ consumer, messageIds: ['m-2', 'm-9'], dryRun: true });
+    expect(dry.redriven.map((d) => d.messageId)).toEqual(['m-2']);
+    expect(dry.skipped).toEqual([{ messageId: 'm-9', state: 'missing' }]);
+    expect((await admin.getDeadLetter({ consumer, messageId: 'm-2' }))?.state).toBe('dead');
+    const unscoped = await admin.dropParkedEvents({}).catch((error: unknown) => error);
+    expect(isOnceflowError(unscoped, 'OF_INVALID_ARGUMENT')).toBe(true);
+    const negative = await admin.purgeIdempotencyKeys({ olderThanMs: -1 }).catch((error: unknown) => error);
+    expect(isOnceflowError(negative, 'OF_INVALID_ARGUMENT')).toBe(true);
+    const status = await admin.inboxStatus();
+    expect(status.consumers.find((c) => c.consumer === consumer)?.deadLetters).toEqual({
+      dead: 2,
+      redriveRequested: 0,
+      redriven: 0,
+    });
+  });
+
   it('a schema that was never migrated is answered with OF_SCHEMA_MISMATCH saying to migrate', async () => {
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
     try {

@@ -54,6 +54,16 @@ export function createCli(io: CliIo = processIo): Command {
   const keys = program.command('keys').description('inspect and purge HTTP idempotency keys');
   keysShowCommand(keys, io);
   keysPurgeCommand(keys, io);
+  // The top-level help lists every subcommand of the groups too, so one `--help` shows all there is.
+  program.addHelpText('after', () => {
+    const entries = [outbox, inbox, dlq, keys].flatMap((group) =>
+      group.commands.map((command) => [`${group.name()} ${command.name()}`, command.description()] as const),
+    );
+    const width = Math.max(...entries.map(([name]) => name.length));
+    return `\nOperator commands (each takes --help; listing commands take --json):\n${entries
+      .map(([name, description]) => `  ${name.padEnd(width)}  ${description}`)
+      .join('\n')}`;
+  });
   // Subcommand groups stop at the first error too, instead of calling process.exit.
   for (const group of [outbox, inbox, dlq, keys])
     group.exitOverride().configureOutput({
