@@ -94,7 +94,16 @@ describe('onceflow console in headless Chromium', () => {
     await waitFor('the dead letter', async () => (await admin.listDeadLetters({ consumer })).length === 1);
     await waitFor('the healthy message', async () => (await effectsOf(db, 'order-43-payment')) === 1);
 
-    await using started = await startConsole({ pool: db.pool, schema: db.schema, port: 0, token });
+    const kafkaAdmin = testKafka().admin();
+    await kafkaAdmin.connect();
+    await using started = await startConsole({
+      pool: db.pool,
+      schema: db.schema,
+      port: 0,
+      token,
+      kafka: kafkaAdmin,
+    });
+    await using _kafkaAdmin = { [Symbol.asyncDispose]: () => kafkaAdmin.disconnect() };
     await using browser = await launchBrowser();
     const { page } = browser;
     await signIn(page, started);
@@ -127,6 +136,12 @@ describe('onceflow console in headless Chromium', () => {
     await page.goto(`${started.url}where?id=${messageId}`);
     expect(await row.locator('[data-state]').textContent()).toBe('processed');
     await browser.screenshot('where');
+    // The overview compares the consumer's stored position with Kafka's high watermark. The relay
+    // publishes in transactions, whose commit marker takes the last offset: caught up shows 0 or 1.
+    await page.goto(started.url);
+    const lagRow = page.locator('#consumers tr', { hasText: consumer });
+    await expect.poll(() => lagRow.locator('td').nth(5).textContent(), { timeout: 30_000 }).toMatch(/^[01]$/);
+    await browser.screenshot('overview-consumers');
     // A second redrive of the same letter is refused by the admin (it is no longer dead), so the effect stays single.
     const again = await page.request.post(`${started.url}dead-letters/redrive`, { form: {} });
     expect(again.status()).toBe(403);

@@ -195,6 +195,7 @@ ${
           html`<tr><td>${p.consumer}</td><td>${p.topic}</td><td class="num">${p.partition}</td><td class="num">${p.nextOffset}</td><td class="num">${p.high ?? '–'}</td><td class="num ${(p.lag ?? 0) > 0 ? 'warn' : ''}">${p.lag ?? '–'}</td><td>${formatTime(p.updatedAt)}</td></tr>`,
       )}</tbody></table>`
 }
+${data.kafkaConfigured && data.positions.length > 0 ? html`<p class="muted">Lag is the high watermark minus the stored position; a transactional producer's commit marker takes an offset, so a caught-up partition may show 1.</p>` : ''}
 <p class="muted">As of ${formatTime(data.at)}.</p>`;
 }
 
