@@ -365,17 +365,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     };
     const reportPath = options.reportPath ?? join(process.cwd(), 'demo-report.json');
     const htmlPath = await writeReport(report, reportPath);
+    if (operatorConsole !== undefined) {
+      // The pipeline keeps running behind the console until Ctrl-C; the caller prints the table again.
+      view.done();
+      log(formatTable(verification.rows));
+      log(`report: ${reportPath}`);
+      log(`console still at ${operatorConsole.url}: press Ctrl-C to stop it, the pipeline and the cleanup`);
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    }
     return { report, reportPath, htmlPath, table: formatTable(verification.rows) };
   } finally {
     if (sampler) clearInterval(sampler);
     view.done();
     await supervisor.stopAll();
-    if (operatorConsole !== undefined) {
-      log(`console still at ${operatorConsole.url}: press Ctrl-C to stop it and clean up`);
-      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-      await operatorConsole.stop();
-      await consolePool?.end();
-    }
+    await operatorConsole?.stop();
+    await consolePool?.end();
     await admin.disconnect().catch(() => undefined);
     if (!options.keepData) {
       await deleteTopics(kafka, allTopics(config)).catch(() => undefined);
