@@ -45,7 +45,8 @@ export function deadLetterEvent(
 ): OutboxEvent {
   const headers: Record<string, string | Buffer> = {};
   for (const [name, value] of Object.entries(message.headers)) {
-    if (value !== undefined && name !== messageIdHeader) headers[name] = value;
+    // A redrive copy's token means nothing on the dead-letter topic.
+    if (value !== undefined && name !== messageIdHeader && name !== redriveHeader) headers[name] = value;
   }
   headers[deadLetterHeaders.reason] = details.reason;
   headers[deadLetterHeaders.error] = errorText(details.error);
