@@ -2,6 +2,7 @@
 // as a failing test and a one-line change (and a line in MIGRATING.md). Runtime values are checked on
 // the loaded modules; exported types through the TypeScript compiler (tools/public-surface.ts).
 
+import * as console from '@onceflow/console';
 import * as core from '@onceflow/core';
 import * as http from '@onceflow/http';
 import * as inbox from '@onceflow/inbox';
@@ -137,6 +138,7 @@ const surface = {
       'createPgInboxStore',
       'createPgOutboxStore',
       'createTransactionContext',
+      'defaultPgOutboxStoreOptions',
       'defaultSchemaName',
       'describePool',
       'enqueue',
@@ -155,6 +157,8 @@ const surface = {
       'AbandonedKey',
       'AcquiredLane',
       'ClaimOptions',
+      'ConsumedMessage',
+      'ConsumerPartitionPosition',
       'DeadLetter',
       'DeadLetterDetail',
       'DeadLetterFilter',
@@ -183,6 +187,7 @@ const surface = {
       'InboxTransaction',
       'KeyClaim',
       'LaneLease',
+      'MessageTrace',
       'MigrateOptions',
       'MigrateResult',
       'Migration',
@@ -204,6 +209,7 @@ const surface = {
       'PgInboxStoreOptions',
       'PgOutboxStoreOptions',
       'PgQueryable',
+      'PublishedMessage',
       'PurgeKeysResult',
       'RedriveOptions',
       'RedriveOutcome',
@@ -216,6 +222,7 @@ const surface = {
       'TransactionContext',
       'TransactionExecutor',
       'TransactionOptions',
+      'WaitingMessage',
     ],
   },
   '@onceflow/inbox': {
@@ -357,6 +364,18 @@ const surface = {
     types: ['OnceflowInstrumentation', 'OnceflowInstrumentationOptions'],
   },
   '@onceflow/cli': { module: cli, values: ['createCli', 'main'], types: ['CliIo'] },
+  '@onceflow/console': {
+    module: console,
+    values: ['createConsole', 'defaultConsoleOptions', 'defaultStartConsoleOptions', 'startConsole'],
+    types: [
+      'ConsoleAdmin',
+      'ConsoleAuditEntry',
+      'ConsoleKafkaOffsets',
+      'ConsoleOptions',
+      'StartConsoleOptions',
+      'StartedConsole',
+    ],
+  },
 };
 
 describe('public surface', () => {

@@ -9,6 +9,7 @@ export const benchGroups = [
   'recovery',
   'pipeline',
   'tracing',
+  'console',
 ] as const;
 /** One scenario group. */
 export type BenchGroup = (typeof benchGroups)[number];
@@ -57,6 +58,10 @@ export interface BenchConfig {
    * the peer's logical-replication mode on a private Postgres); `--quick` leaves them out.
    */
   privateServers: boolean;
+  /** Published-ledger rows, and inbox rows per consumer, behind the console's lookup. */
+  lookupHistoryRows: number;
+  /** Events waiting in the outbox during the console's lookup. */
+  lookupBacklogRows: number;
   /** Also run the Postgres-bound scenarios with `synchronous_commit = off` (per session). */
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
@@ -82,6 +87,8 @@ const full: Omit<BenchConfig, 'groups'> = {
   pipelineOrders: 3_000,
   pipelineRate: 100,
   privateServers: true,
+  lookupHistoryRows: 1_000_000,
+  lookupBacklogRows: 10_000,
   syncOff: true,
   consumerConcurrency: 3,
 };

@@ -1,4 +1,4 @@
-// `pnpm bench [--quick] [--only inbox|hot-rows|relay|http|peer|scaling|recovery|pipeline|tracing]`: every onceflow scenario beside its baseline
+// `pnpm bench [--quick] [--only inbox|hot-rows|relay|http|peer|scaling|recovery|pipeline|tracing|console]`: every onceflow scenario beside its baseline
 // in one run against the real local Kafka and Postgres; prints a table and writes bench/results/.
 import { randomBytes } from 'node:crypto';
 import { ensureStack } from '../../tools/stack/index';
@@ -7,6 +7,7 @@ import { type BenchGroup, parseArgs } from './config';
 import type { BenchContext } from './context';
 import { machineInfo, serverSynchronousCommit } from './machine';
 import { formatTable, writeResults } from './report';
+import { runConsoleGroup } from './scenarios/console';
 import { runHttpGroup } from './scenarios/http';
 import { runHotRowsGroup, runInboxGroup } from './scenarios/inbox';
 import { runPeerGroup } from './scenarios/peer';
@@ -28,6 +29,7 @@ const groupRunners: Record<BenchGroup, (ctx: BenchContext) => Promise<void>> = {
   recovery: runRecoveryGroup,
   pipeline: runPipelineGroup,
   tracing: runTracingGroup,
+  console: runConsoleGroup,
 };
 
 async function main(): Promise<number> {

@@ -41,6 +41,8 @@ const rows: Row[] = [
   { field: 'relay_speedup_vs_naive', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
   { field: 'relay_metrics_events_per_s', unit: 'ev/s' },
   { field: 'relay_metrics_overhead_ratio', unit: '×', target: '≤ 1.05', meets: (v) => v <= 1.05 },
+  { field: 'relay_drain_no_ledger_events_per_s', unit: 'ev/s' },
+  { field: 'relay_ledger_cost_pct', unit: '%', target: '≤ 5', meets: (v) => v <= 5 },
   { field: 'relay_naive_events_per_s_sync_off', unit: 'ev/s' },
   { field: 'relay_drain_events_per_s_sync_off', unit: 'ev/s', target: '≥ 10000', meets: (v) => v >= 10_000 },
   { field: 'relay_speedup_vs_naive_sync_off', unit: '×', target: '≥ 20', meets: (v) => v >= 20 },
@@ -112,6 +114,10 @@ const rows: Row[] = [
   { field: 'relay_untraced_events_per_s', unit: 'ev/s' },
   { field: 'relay_traced_events_per_s', unit: 'ev/s' },
   { field: 'relay_tracing_overhead_ratio', unit: '×', target: '≥ 0.95', meets: (v) => v >= 0.95 },
+  { field: 'console_lookup_history_rows', unit: 'rows' },
+  { field: 'console_lookup_p50_ms', unit: 'ms', target: '< 100', meets: (v) => v < 100 },
+  { field: 'console_lookup_p99_ms', unit: 'ms', target: '< 100', meets: (v) => v < 100 },
+  { field: 'console_lookup_max_ms', unit: 'ms' },
 ];
 
 function formatNumber(value: number): string {

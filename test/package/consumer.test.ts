@@ -29,6 +29,7 @@ const packageNames = [
   'prometheus',
   'otel-metrics',
   'opentelemetry',
+  'console',
   'cli',
 ] as const;
 

@@ -45,6 +45,7 @@ async function onceflowDrain(
   offset: number,
   metrics = false,
   name = 'relay-drain',
+  publishedLedger = true,
 ): Promise<RelayResult> {
   const count = ctx.config.relayEvents;
   await fillOnceflowOutbox(ctx.pool, ctx.schema, {
@@ -55,12 +56,23 @@ async function onceflowDrain(
     offset,
     runId: ctx.runId,
   });
-  const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit, expected: count, metrics };
+  const params: RelayParams = {
+    ...ctx.services,
+    schema: ctx.schema,
+    syncCommit,
+    expected: count,
+    metrics,
+    publishedLedger,
+  };
   const result = await spawnWorker<RelayResult>(
     'onceflow-relay',
     params as unknown as Record<string, unknown>,
   ).result();
-  logRelay(ctx, `${name}${syncCommit === 'off' ? '-sync-off' : ''}`, result);
+  logRelay(
+    ctx,
+    `${name}${publishedLedger ? '' : '-no-ledger'}${syncCommit === 'off' ? '-sync-off' : ''}`,
+    result,
+  );
   const status = await createOnceflowAdmin({ pool: ctx.pool, schema: ctx.schema }).outboxStatus();
   if (status.backlog !== 0)
     ctx.notes.push(`relay drain check: ${status.backlog} events still unpublished after the drain`);
@@ -221,6 +233,18 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   results.relay_drain_events_per_s = round(drain.eventsPerS);
   results.relay_speedup_vs_naive = round(drain.eventsPerS / naive.eventsPerS, 2);
   results.relay_peak_rss_mb = drain.peakRssMb;
+  // The published ledger's cost: drains with and without it, alternated so that drift of a shared
+  // machine hits both sides; the best of two on each side is compared.
+  const noLedger = await onceflowDrain(ctx, topic, 'server', offset, false);
+  offset += config.relayEvents;
+  const again = await onceflowDrain(ctx, topic, 'server', offset);
+  offset += config.relayEvents;
+  const noLedgerAgain = await onceflowDrain(ctx, topic, 'server', offset, false);
+  offset += config.relayEvents;
+  const withLedger = Math.max(drain.eventsPerS, again.eventsPerS);
+  const withoutLedger = Math.max(noLedger.eventsPerS, noLedgerAgain.eventsPerS);
+  results.relay_drain_no_ledger_events_per_s = round(withoutLedger);
+  results.relay_ledger_cost_pct = round((1 - withLedger / withoutLedger) * 100, 1);
   if (config.syncOff) {
     const naiveOff = await naiveDrain(ctx, topic, 'off', offset);
     offset += config.relayNaiveEvents;

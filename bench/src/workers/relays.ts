@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createOutboxRelay } from '@onceflow/kafkajs';
+import { createPgOutboxStore } from '@onceflow/postgres';
 import { registerOnceflowMetrics } from '@onceflow/prometheus';
 import { getDisabledLogger } from 'pg-transactional-outbox';
 import { Registry } from 'prom-client';
@@ -21,6 +22,8 @@ export interface RelayParams extends WorkerParams {
   syncCommit: SyncCommit;
   /** Events to publish before reporting (drain runs); absent: run until SIGTERM (latency runs). */
   expected?: number;
+  /** false: the relay's store keeps no published ledger (migration 0006), to measure what it costs. */
+  publishedLedger?: boolean;
   /** Latency runs: file to write `eventId ackMs publishStartMs` lines to. */
   ackFile?: string;
   topic?: string;
@@ -69,9 +72,10 @@ export async function onceflowRelay(): Promise<void> {
     markDone = resolve;
   });
   const relay = createOutboxRelay({
-    pool,
+    ...(p.publishedLedger === false
+      ? { store: createPgOutboxStore(pool, { schema: p.schema, publishedLedger: false }) }
+      : { pool, schema: p.schema }),
     kafka: benchKafka(p, 'onceflow-bench-relay'),
-    schema: p.schema,
     metricsIntervalMs: p.metrics ? 5_000 : 0,
     observer: {
       onPublished: (batch) => {

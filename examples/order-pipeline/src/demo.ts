@@ -8,6 +8,7 @@ import { runDemo } from './run-demo';
 
 const usage = `usage: pnpm demo [--orders N] [--chaos on|off] [--seed S] [--report path] [--keep-stack]
                  [--keep-data] [--namespace name] [--unprotected fulfilment] [--concurrency N] [--rate R]
+                 [--console] [--console-port P]
 
   --orders N          orders to place (default 2000)
   --chaos on|off      client timeouts and duplicate requests, relay and consumer SIGKILLs, duplicate
@@ -20,7 +21,10 @@ const usage = `usage: pnpm demo [--orders N] [--chaos on|off] [--seed S] [--repo
   --unprotected fulfilment
                       run the fulfilment consumer WITHOUT the inbox, to watch the verifier fail
   --concurrency N     orders in flight at once (default 16)
-  --rate R            orders started per second, evenly spaced (default: as fast as the API answers)`;
+  --rate R            orders started per second, evenly spaced (default: as fast as the API answers)
+  --console           serve the operator console on 127.0.0.1 (prints its URL and token) and keep it
+                      up after the report until Ctrl-C
+  --console-port P    its port (default 8080)`;
 
 function integer(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -42,6 +46,8 @@ async function main(): Promise<number> {
       unprotected: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
       rate: { type: 'string' },
+      console: { type: 'boolean' },
+      'console-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -69,6 +75,7 @@ async function main(): Promise<number> {
       concurrency: integer('concurrency', values.concurrency, 16),
       ...(values.rate === undefined ? {} : { rate: integer('rate', values.rate, 0) }),
       unprotected: (values.unprotected ?? []) as ConsumerName[],
+      ...(values.console ? { consolePort: integer('console-port', values['console-port'], 8080) } : {}),
       ...(values.namespace ? { namespace: values.namespace } : {}),
     });
     console.log('');

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { startConsole } from '@onceflow/console';
 import { quoteIdentifier } from '@onceflow/postgres';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
@@ -99,6 +101,11 @@ export interface DemoOptions {
   partitions?: number;
   /** Keep the run's schemas and topics for inspection. Default: false (they are dropped). */
   keepData?: boolean;
+  /**
+   * Serve the operator console on this port of 127.0.0.1 during the run, and keep it up after the
+   * report until SIGINT (Ctrl-C). Default: none.
+   */
+  consolePort?: number;
   /** Progress display. Default: `auto`. */
   output?: ProgressOutput;
   /** Where progress and notes go. Default: console.log. */
@@ -163,10 +170,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let load: LoadResult | undefined;
   let sampler: ReturnType<typeof setInterval> | undefined;
 
+  let operatorConsole: { url: string; stop(): Promise<void> } | undefined;
+  const consolePool =
+    options.consolePort === undefined
+      ? undefined
+      : new pg.Pool({ connectionString: config.databaseUrl, max: 3 });
+  consolePool?.on('error', () => undefined);
   try {
     await migratePipeline(pool, config);
     await ensureTopics(kafka, allTopics(config), config.partitions);
     await admin.connect();
+    if (consolePool !== undefined) {
+      const token = randomBytes(18).toString('base64url');
+      operatorConsole = await startConsole({
+        pool: consolePool,
+        schema: config.onceflowSchema,
+        port: options.consolePort ?? 8080,
+        kafka: admin,
+        token,
+      });
+      view.note(`  console: ${operatorConsole.url} (sign in with token ${token} to redrive or unpark)`);
+    }
     view.note(`  process logs in ${logDirectory}`);
 
     const env = configEnv(config);
@@ -344,11 +368,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     };
     const reportPath = options.reportPath ?? join(process.cwd(), 'demo-report.json');
     const htmlPath = await writeReport(report, reportPath);
+    if (operatorConsole !== undefined) {
+      // The pipeline keeps running behind the console until Ctrl-C; the caller prints the table again.
+      view.done();
+      log(formatTable(verification.rows));
+      log(`report: ${reportPath}`);
+      log(`console still at ${operatorConsole.url}: press Ctrl-C to stop it, the pipeline and the cleanup`);
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    }
     return { report, reportPath, htmlPath, table: formatTable(verification.rows) };
   } finally {
     if (sampler) clearInterval(sampler);
     view.done();
     await supervisor.stopAll();
+    await operatorConsole?.stop();
+    await consolePool?.end();
     await admin.disconnect().catch(() => undefined);
     if (!options.keepData) {
       await deleteTopics(kafka, allTopics(config)).catch(() => undefined);

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { isOnceflowError } from '@onceflow/core';
 import { Command } from 'commander';
+import { consoleCommand } from './commands/console';
 import { dlqListCommand } from './commands/dlq-list';
 import { dlqRedriveCommand } from './commands/dlq-redrive';
 import { dlqShowCommand } from './commands/dlq-show';
@@ -34,6 +35,7 @@ export function createCli(io: CliIo = processIo): Command {
   migrateCommand(program, io);
   statusCommand(program, io);
   relayCommand(program, io);
+  consoleCommand(program, io);
   const outbox = program.command('outbox').description('inspect and repair the outbox');
   outboxStatusCommand(outbox, io);
   outboxParkedCommand(outbox, io);

@@ -4,6 +4,13 @@ export {
   type OnceflowAdminOptions,
   type OutboxStatusDetail,
 } from './admin/admin';
+export type {
+  ConsumedMessage,
+  ConsumerPartitionPosition,
+  MessageTrace,
+  PublishedMessage,
+  WaitingMessage,
+} from './admin/locate-message';
 export { guardPoolConnections } from './connection';
 export { createTransactionContext, type TransactionContext } from './context';
 export { describePool } from './describe-pool';

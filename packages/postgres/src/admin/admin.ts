@@ -41,6 +41,7 @@ import {
   unparkEvents,
 } from '../outbox/status';
 import { schemaMismatch } from '../schema-mismatch';
+import { type MessageTrace, readFlowCounters, traceMessage } from './locate-message';
 
 /** Options of {@link createOnceflowAdmin}. */
 export interface OnceflowAdminOptions {
@@ -107,6 +108,13 @@ export interface OnceflowAdmin {
     state?: IdempotencyKeyInfo['state'];
     limit?: number;
   }): Promise<IdempotencyKeyInfo[]>;
+  /**
+   * Where message `messageId` is: its outbox row while waiting or parked, its published-ledger
+   * records (topic, relay, latency), each consumer's inbox row and the positions of its topics' consumers.
+   */
+  traceMessage(messageId: string): Promise<MessageTrace>;
+  /** Cumulative rows published (ledger) and consumed (inbox), from table statistics; diff two reads for a rate. */
+  flowCounters(): Promise<{ published: number; consumed: number }>;
   /** One idempotency key; undefined when there is none. */
   getIdempotencyKey(options: { scope: string; key: string }): Promise<IdempotencyKeyDetail | undefined>;
   /**
@@ -270,5 +278,14 @@ export function createOnceflowAdmin(options: OnceflowAdminOptions): OnceflowAdmi
           state: listOptions.state,
         }),
       ),
+    traceMessage: async (messageId) => {
+      if (typeof messageId !== 'string' || messageId === '')
+        throw new OnceflowError(
+          'OF_INVALID_ARGUMENT',
+          'onceflow admin traceMessage: messageId must be a non-empty string',
+        );
+      return checked(traceMessage(pool, { schema, messageId }));
+    },
+    flowCounters: () => checked(readFlowCounters(pool, { schema })),
   };
 }

@@ -13,6 +13,7 @@ export type {
 } from './status';
 export {
   createPgOutboxStore,
+  defaultPgOutboxStoreOptions,
   type OutboxListenOptions,
   type OutboxSettlement,
   type OutboxStore,

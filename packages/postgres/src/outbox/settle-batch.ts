@@ -6,6 +6,16 @@ import type { LaneLease } from './lane-leases';
 // parameter preparation. Only for integers (and decimal strings of them), which need no quoting.
 const numericArray = (values: readonly (number | string)[]): string => `{${values.join(',')}}`;
 
+// The published ledger (migration 0006), written in the generation's slot, for "where is message X?".
+const ledgerInsert = (schema: string): string => `
+     ledger AS (
+       INSERT INTO ${schema}.outbox_published (event_id, slot, topic, lane, seq, relay, enqueued_at)
+       SELECT d.event_id, g.slot, d.topic, d.lane, d.seq, lease.owner, d.created_at
+         FROM deleted d JOIN lease ON lease.lane = d.lane
+        CROSS JOIN (SELECT (generation % 4)::smallint AS slot FROM ${schema}.outbox_published_generation
+                     ORDER BY generation DESC LIMIT 1) g
+       RETURNING 1),`;
+
 /** What {@link settleOutboxBatch} did. */
 export interface SettleResult {
   /** Lanes whose lease still held: their rows were deleted or parked. */
@@ -19,10 +29,10 @@ export interface SettleResult {
 }
 
 /**
- * Settles a published batch of one or more lanes in one statement: deletes the published rows and
- * parks the failed ones with their error, each lane only while its `lease` (owner and epoch) still
- * holds. The lane rows are share-locked for the statement, so a takeover cannot slip in between the
- * check and the delete.
+ * Settles a published batch of one or more lanes in one statement: deletes the published rows (keeping
+ * a compact record of each in the published ledger, unless `ledger` is false) and parks the failed ones
+ * with their error, each lane only while its `lease` (owner and epoch) still holds. The lane rows are
+ * share-locked for the statement, so a takeover cannot slip in between the check and the delete.
  */
 export async function settleOutboxBatch(
   queryable: PgQueryable,
@@ -34,10 +44,13 @@ export async function settleOutboxBatch(
     published: readonly { lane: number; seq: string }[];
     /** Rows that can never be published, with the error to keep. */
     parked?: readonly { lane: number; seq: string; error: string }[];
+    /** Whether published rows are recorded in the published ledger (migration 0006). Default: true. */
+    ledger?: boolean;
   },
 ): Promise<SettleResult> {
   const schema = quoteIdentifier(options.schema);
   const parked = options.parked ?? [];
+  const ledger = options.ledger !== false;
   const { rows } = await queryable.query<{
     held: number[];
     deleted: number;
@@ -45,7 +58,7 @@ export async function settleOutboxBatch(
     parked_at: Date | null;
   }>(
     `WITH lease AS (
-       SELECT l.lane FROM ${schema}.outbox_lanes l
+       SELECT l.lane, l.owner FROM ${schema}.outbox_lanes l
          JOIN unnest($1::smallint[], $2::text[], $3::bigint[]) AS h(lane, owner, epoch)
            ON l.lane = h.lane AND l.owner = h.owner AND l.epoch = h.epoch
         FOR SHARE OF l),
@@ -53,7 +66,8 @@ export async function settleOutboxBatch(
        DELETE FROM ${schema}.outbox o
         USING unnest($4::smallint[], $5::bigint[]) AS d(lane, seq)
         WHERE o.lane = d.lane AND o.seq = d.seq AND d.lane IN (SELECT lane FROM lease)
-       RETURNING 1),
+       RETURNING o.event_id, o.topic, o.lane, o.seq, o.created_at),
+${ledger ? ledgerInsert(schema) : ''}
      parked AS (
        UPDATE ${schema}.outbox o
           SET parked_at = clock_timestamp(), last_error = p.error, attempts = o.attempts + 1

@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '@onceflow/core';
+import { invalidOptions, type RetryPolicy } from '@onceflow/core';
 import type { Pool } from 'pg';
 import { describePool } from '../describe-pool';
 import { defaultSchemaName, validateIdentifier } from '../identifier';
@@ -14,6 +14,7 @@ import {
   renewLaneLeases,
   unregisterRelay,
 } from './lane-leases';
+import { rotatePublishedLedger } from './published-ledger';
 import { type SettleResult, settleOutboxBatch } from './settle-batch';
 import { type OutboxStatus, readOutboxStatus } from './status';
 import { listenForWakeups } from './wakeups';
@@ -88,14 +89,43 @@ export interface OutboxStore {
 export interface PgOutboxStoreOptions {
   /** Schema holding onceflow's tables. Default: `onceflow`. */
   schema?: string;
+  /**
+   * Whether the settle statement records each published event in the published ledger (migration
+   * 0006), which the console's "where is message X?" reads. Default: true.
+   */
+  publishedLedger?: boolean;
+  /**
+   * How long the published ledger keeps a record, in hours, when no inbox consumer declared a
+   * retention window in the schema (otherwise the longest declared window applies). Default: 168.
+   */
+  publishedLedgerRetentionHours?: number;
 }
 
+/** Defaults of {@link PgOutboxStoreOptions}. */
+export const defaultPgOutboxStoreOptions = Object.freeze({
+  publishedLedger: true,
+  publishedLedgerRetentionHours: 168,
+});
+
+// The ledger's rotation rides on the relays' heartbeats, at most this often per store.
+const ledgerRotationIntervalMs = 60_000;
+
 /**
- * The outbox store on a pg Pool, over the tables and functions of migration 0002. `listen` holds one
+ * The outbox store on a pg Pool, over the tables and functions of migrations 0002 and 0006 (the
+ * published ledger, rotated on the relays' heartbeats). `listen` holds one
  * pooled connection in LISTEN.
  */
 export function createPgOutboxStore(pool: Pool, options: PgOutboxStoreOptions = {}): OutboxStore {
   const schema = validateIdentifier(options.schema ?? defaultSchemaName);
+  const ledger = options.publishedLedger ?? defaultPgOutboxStoreOptions.publishedLedger;
+  const retentionHours =
+    options.publishedLedgerRetentionHours ?? defaultPgOutboxStoreOptions.publishedLedgerRetentionHours;
+  if (!(retentionHours > 0))
+    invalidOptions(
+      'onceflow outbox store',
+      'publishedLedgerRetentionHours must be a positive number of hours',
+    );
+  let ledgerRotatedAt = Number.NEGATIVE_INFINITY;
   // The first statements of a relay and of a metrics read: where a schema never migrated shows.
   const checked = <T>(work: Promise<T>): Promise<T> =>
     work.catch((error: unknown) => {
@@ -105,7 +135,17 @@ export function createPgOutboxStore(pool: Pool, options: PgOutboxStoreOptions = 
     name: schema,
     target: describePool(pool),
     laneCount: outboxLaneCount,
-    heartbeat: (relayId, leaseMs) => checked(heartbeatRelay(pool, { schema, relayId, ttlMs: leaseMs })),
+    heartbeat: async (relayId, leaseMs) => {
+      const live = await checked(heartbeatRelay(pool, { schema, relayId, ttlMs: leaseMs }));
+      if (ledger && Date.now() - ledgerRotatedAt >= ledgerRotationIntervalMs) {
+        await rotatePublishedLedger(pool, {
+          schema,
+          defaultRetentionSeconds: Math.ceil(retentionHours * 3600),
+        });
+        ledgerRotatedAt = Date.now();
+      }
+      return live;
+    },
     unregister: (relayId) => unregisterRelay(pool, { schema, relayId }),
     acquireLanes: (owner, max, leaseMs) => acquireLaneLeases(pool, { schema, owner, max, ttlMs: leaseMs }),
     renewLanes: (leases, leaseMs, fencingId) =>
@@ -117,7 +157,7 @@ export function createPgOutboxStore(pool: Pool, options: PgOutboxStoreOptions = 
       }),
     releaseLanes: (leases) => releaseLaneLeases(pool, { schema, leases }),
     claim: (lanes, limit, exclude) => claimOutboxBatch(pool, { schema, lanes, limit, exclude }),
-    settle: (settlement) => settleOutboxBatch(pool, { schema, ...settlement }),
+    settle: (settlement) => settleOutboxBatch(pool, { schema, ledger, ...settlement }),
     status: () => checked(readOutboxStatus(pool, { schema })),
     listen: (listenOptions) => listenForWakeups({ pool, schema, ...listenOptions }),
   };
