@@ -201,3 +201,38 @@ export function createSupervisor(options: {
     },
   };
 }
+
+/** What {@link runToEnd} returns. */
+export interface CommandResult {
+  /** Exit code (null when killed by a signal). */
+  code: number | null;
+  /** Its stdout and stderr, interleaved. */
+  output: string;
+}
+
+/**
+ * Runs a TypeScript entry point to its end the way the supervisor starts processes (`node --import
+ * tsx` on the sources), e.g. the `onceflow` command line, and returns its exit code and output.
+ */
+export function runToEnd(
+  entry: string,
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      process.execPath,
+      ['--conditions=@onceflow/source', '--import', tsxLoader, entry, ...args],
+      {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    proc.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    proc.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    proc.once('error', reject);
+    proc.once('exit', (code) => resolve({ code, output }));
+  });
+}
