@@ -1,6 +1,7 @@
 // Dead letters redriven through `onceflow dlq`: each redrive re-runs the handler exactly once with
 // the original message id, however often the redrive is asked for or its copy delivered.
-import { redriveHeader } from '@onceflow/core';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { type InboxTransactionMessage, inboxTransactionChannel, redriveHeader } from '@onceflow/core';
 import { createOutboxRelay } from '@onceflow/kafkajs';
 import { createOnceflowAdmin } from '@onceflow/postgres';
 import { expect, it } from 'vitest';
@@ -15,6 +16,19 @@ it('a dead letter redriven by `onceflow dlq redrive` runs its handler once with 
   const consumer = uniqueName('c');
   await createTopic(topic, 1);
   await createTopic(`${topic}.dlq`, 1);
+  // What the metrics channel says the consumer's committed transactions did.
+  const counted = { processed: 0, duplicates: 0, deadLettered: 0 };
+  const count = (message: unknown) => {
+    const m = message as InboxTransactionMessage;
+    if (m.consumer !== consumer || m.outcome !== 'committed') return;
+    counted.processed += m.processed;
+    counted.duplicates += m.duplicates;
+    counted.deadLettered += m.deadLettered;
+  };
+  subscribe(inboxTransactionChannel, count);
+  await using _subscription = {
+    [Symbol.asyncDispose]: async () => void unsubscribe(inboxTransactionChannel, count),
+  };
   await db.pool.query(`INSERT INTO "${db.schema}".poisoned VALUES ('evt-1')`);
   await produceRaw(topic, [
     { key: 'order-1', value: '{"n":1}', headers: { 'message-id': 'evt-1', 'x-trace': 'abc' } },
@@ -131,6 +145,8 @@ it('a dead letter redriven by `onceflow dlq redrive` runs its handler once with 
     messageId: 'evt-1',
   });
   expect(letter).toMatchObject({ state: 'redriven', redrives: 1, redriveToken: token });
+  // The metrics count the redriven copy as processed, and only the three later copies as duplicates.
+  expect(counted).toEqual({ processed: 2, duplicates: 3, deadLettered: 1 });
 });
 
 it('a redrive whose handler fails again dead-letters the message again, and a later redrive runs it once', async () => {

@@ -81,6 +81,8 @@ async function main(): Promise<number> {
     console.log('');
     console.log(result.table);
     console.log('');
+    console.log(result.observations);
+    console.log('');
     const failed = result.report.verification.rows.filter((r) => !r.pass);
     console.log(
       failed.length === 0

@@ -32,8 +32,9 @@ export interface OrderShipped {
 }
 
 /**
- * Customer name that makes the simulated payment provider refuse the charge every time: the poison
- * order that the payments consumer must dead-letter instead of retrying forever.
+ * Customer name that makes the simulated payment provider refuse the charge every time while the
+ * customer is in the `declined_cards` table: the poison order that the payments consumer must
+ * dead-letter instead of retrying forever, and that the demo redrives once the card is fixed.
  */
 export const poisonCustomer = 'poison-pill';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type InboundMessage, valueAsJson } from '@onceflow/core';
 import type { TransactionContext } from '@onceflow/postgres';
-import { inArray, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { ConsumerName, PipelineConfig } from './config';
 import { type OrderPlaced, type OrderShipped, type PaymentCaptured, poisonCustomer } from './events';
 import { appTables } from './schema';
@@ -9,7 +9,7 @@ import { appTables } from './schema';
 /** A pipeline step: runs inside the transaction that onceflow commits (or rolls back) around it. */
 export type PipelineHandler = (message: InboundMessage, tx: TransactionContext) => Promise<void>;
 
-/** Thrown by the simulated payment provider for the poison order, on every attempt. */
+/** Thrown by the simulated payment provider for the poison order, on every attempt while its card is declined. */
 export class ChargeRefusedError extends Error {
   override name = 'ChargeRefusedError';
 }
@@ -24,7 +24,11 @@ export function paymentsHandler(config: PipelineConfig): PipelineHandler {
   return async (message, tx) => {
     const order = valueAsJson<OrderPlaced>(message);
     if (!order) throw new Error('order.placed without a value');
-    if (order.customer === poisonCustomer)
+    if (
+      order.customer === poisonCustomer &&
+      (await tx.db.select().from(t.declinedCards).where(eq(t.declinedCards.customer, order.customer)))
+        .length > 0
+    )
       throw new ChargeRefusedError(`payment provider refused the charge of order ${order.orderId}`);
     const providerChargeId = `ch_${randomUUID().replaceAll('-', '')}`;
     await tx.db.insert(t.payments).values({ orderId: order.orderId, amountCents: order.amountCents });

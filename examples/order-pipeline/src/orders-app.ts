@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { idempotency, idempotent } from '@onceflow/http';
 import { count, eq } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
+import pino, { type Logger } from 'pino';
 import type { PipelineConfig } from './config';
 import { type OrderPlaced, parsePlaceOrder } from './events';
 import { appTables } from './schema';
@@ -19,16 +20,24 @@ export const simulatedLatencyHeader = 'x-simulated-latency-ms';
  * The Orders API. `POST /orders` requires an Idempotency-Key and writes the order row and its
  * `order.placed` outbox event in the transaction that also records the key, so a retried request
  * gets the first answer replayed and never creates a second order. `GET /orders/:id` shows how far
- * the order got through the pipeline.
+ * the order got through the pipeline. `logger` (pino) logs the requests (warnings and above) and the
+ * Idempotency-Key engine. Default: a pino logger on stdout.
  */
-export async function buildOrdersApp(pool: Pool, config: PipelineConfig): Promise<FastifyInstance> {
+export async function buildOrdersApp(
+  pool: Pool,
+  config: PipelineConfig,
+  logger?: Logger,
+): Promise<FastifyInstance> {
   const tables = appTables(config.appSchema);
   const db = drizzle({ client: pool });
-  const app = Fastify({ logger: { level: 'warn' } });
+  const app = Fastify({
+    loggerInstance: (logger ?? pino()).child({}, { level: 'warn' }) as FastifyBaseLogger,
+  });
 
   await app.register(idempotency, {
     pool,
     schema: config.onceflowSchema,
+    ...(logger ? { logger } : {}),
     // One shared scope (no authentication in the demo), so the per-principal limit must allow the whole load.
     maxKeysInFlightPerScope: 1024,
   });

@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { LoadStats } from './load';
+import type { ExampleTrace, ProcessMetrics } from './observations';
+import type { RedriveOutcome } from './redrive';
 import type { ProcessEvent } from './supervisor';
 import type { Verification, VerificationRow } from './verify';
 
@@ -36,6 +38,12 @@ export interface DemoReport {
   processEvents: ProcessEvent[];
   verification: Verification;
   samples: ProgressSample[];
+  /** Key figures scraped from each process's /metrics at the end (since its last start). */
+  metrics: ProcessMetrics[];
+  /** One order's hops, assembled from the processes' span files. */
+  exampleTrace?: ExampleTrace;
+  /** The poison order's redrive after its card was fixed. */
+  redrive?: RedriveOutcome;
 }
 
 /** The verification table as aligned text, one row per check, PASS/FAIL first. */

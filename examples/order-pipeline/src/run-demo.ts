@@ -22,8 +22,19 @@ import {
 } from './config';
 import { deleteGroups, deleteTopics, ensureTopics, readWholeTopic, reproduce } from './kafka-tools';
 import { driveLoad, type LoadResult } from './load';
+import { spanFileEnv } from './observability';
+import {
+  expectedHops,
+  formatMetrics,
+  formatTrace,
+  type ProcessMetrics,
+  pickExampleTrace,
+  readSpanFiles,
+  scrapeProcess,
+} from './observations';
 import { selfKillEnv } from './processes/consumer';
 import { createProgressView, type PipelineSnapshot, type ProgressOutput, readSnapshot } from './progress';
+import { type RedriveOutcome, redrivePoisonOrder, redriveRow } from './redrive';
 import { type DemoReport, formatTable, type ProgressSample, writeReport } from './report';
 import { migratePipeline } from './schema';
 import { createSupervisor, type ProcessEvent, type SupervisedProcess } from './supervisor';
@@ -70,6 +81,27 @@ function chaosAccount(
       'client timeouts': timeouts,
     },
   };
+}
+
+/**
+ * Scrapes every process's /metrics until two scrapes half a second apart agree (the last commits'
+ * counters are updated right after the rows the run waited for became visible).
+ */
+async function scrapeAll(processes: SupervisedProcess[]): Promise<ProcessMetrics[]> {
+  const once = () =>
+    Promise.all(
+      processes
+        .filter((p) => p.metricsUrl !== undefined)
+        .map((p) => scrapeProcess(p.name, p.metricsUrl!, p.restarts)),
+    );
+  let last = await once();
+  for (let i = 0; i < 10; i++) {
+    await sleep(500);
+    const next = await once();
+    if (JSON.stringify(next) === JSON.stringify(last)) break;
+    last = next;
+  }
+  return last;
 }
 
 /** Options of {@link runDemo}. */
@@ -121,6 +153,8 @@ export interface DemoResult {
   htmlPath: string;
   /** The verification table as text. */
   table: string;
+  /** The metrics scraped from the processes and the example trace, as text. */
+  observations: string;
 }
 
 const processesDir = fileURLToPath(new URL('./processes/', import.meta.url));
@@ -194,10 +228,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     view.note(`  process logs in ${logDirectory}`);
 
     const env = configEnv(config);
+    const spanFile = (name: string) => join(logDirectory, `${name}.spans.jsonl`);
     const spec = (name: string, file: string, extra: Record<string, string> = {}) => ({
       name,
       entry: join(processesDir, file),
-      env,
+      env: { ...env, [spanFileEnv]: spanFile(name) },
       readyPattern: new RegExp(`^${name} ready ?(.*)$`),
       firstLaunchEnv: extra,
     });
@@ -350,6 +385,26 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         ? { chaosCarriedOut: chaosAccount(schedule, supervisor.events, injected, load.stats.timeouts) }
         : {}),
     });
+    // The poison order's card is fixed; its dead letter is redriven with the command line.
+    const poisonOrderId = load.orderIds.get(`${namespace}-${schedule.poisonIndex}`);
+    let redrive: RedriveOutcome | undefined;
+    if (poisonOrderId !== undefined) {
+      view.note(
+        `  redrive: card of order ${poisonOrderId} fixed, running onceflow dlq redrive --consumer payments --yes`,
+      );
+      redrive = await redrivePoisonOrder({ pool, config, orderId: poisonOrderId, cwd: exampleDir });
+      verification.rows.push(redriveRow(redrive));
+      verification.passed &&= redrive.pass;
+    }
+
+    // The processes' own view: their metrics now, and one order's trace from their span files.
+    const metrics = await scrapeAll(processes);
+    const trace = pickExampleTrace(
+      await readSpanFiles(processes.map((p) => spanFile(p.name))),
+      [...load.orderIds.values()].filter((id) => id !== poisonOrderId),
+      expectedHops(config.topics),
+    );
+
     const report: DemoReport = {
       passed: verification.passed,
       seed,
@@ -365,6 +420,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       processEvents: supervisor.events,
       verification,
       samples,
+      metrics,
+      ...(trace ? { exampleTrace: trace } : {}),
+      ...(redrive ? { redrive } : {}),
     };
     const reportPath = options.reportPath ?? join(process.cwd(), 'demo-report.json');
     const htmlPath = await writeReport(report, reportPath);
@@ -376,7 +434,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       log(`console still at ${operatorConsole.url}: press Ctrl-C to stop it, the pipeline and the cleanup`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
-    return { report, reportPath, htmlPath, table: formatTable(verification.rows) };
+    return {
+      report,
+      reportPath,
+      htmlPath,
+      table: formatTable(verification.rows),
+      observations: `${formatMetrics(metrics)}\n\n${formatTrace(trace)}`,
+    };
   } finally {
     if (sampler) clearInterval(sampler);
     view.done();

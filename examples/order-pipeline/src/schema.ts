@@ -56,6 +56,10 @@ export function appTables(schemaName: string) {
       channel: text('channel').notNull(),
       createdAt: createdAt(),
     }),
+    /** Customers whose card the simulated provider declines (the poison order's, until the demo fixes it). */
+    declinedCards: schema.table('declined_cards', {
+      customer: text('customer').primaryKey(),
+    }),
   };
 }
 

@@ -34,6 +34,8 @@ export interface SupervisedProcess {
   readonly restarts: number;
   /** The capture of the ready line of the current incarnation. */
   readonly readyInfo: string | undefined;
+  /** The /metrics URL the current incarnation printed (`<name> metrics <url>`), if any. */
+  readonly metricsUrl: string | undefined;
   /** SIGKILLs it (no goodbye, no cleanup), waits `restartAfterMs`, starts it again and waits until it is ready. */
   killAndRestart(restartAfterMs: number): Promise<void>;
   /** Asks it to stop (SIGTERM), SIGKILLs it after `graceMs`, and does not restart it. */
@@ -74,6 +76,7 @@ export function createSupervisor(options: {
     let tailText = '';
     let restarts = 0;
     let readyInfo: string | undefined;
+    let metricsUrl: string | undefined;
     let stopping = false;
     let expectedExit = false;
     let launches = 0;
@@ -82,6 +85,7 @@ export function createSupervisor(options: {
       launches++;
       expectedExit = false;
       readyInfo = undefined;
+      metricsUrl = undefined;
       const env = { ...process.env, ...spec.env, ...(launches === 1 ? spec.firstLaunchEnv : {}) };
       const proc = spawn(
         process.execPath,
@@ -106,6 +110,7 @@ export function createSupervisor(options: {
           if (ready) return;
           buffered += chunk.toString('utf8');
           for (const line of buffered.split('\n')) {
+            metricsUrl = /^\S+ metrics (http\S+)$/.exec(line)?.[1] ?? metricsUrl;
             const match = spec.readyPattern.exec(line);
             if (match) {
               ready = true;
@@ -152,6 +157,9 @@ export function createSupervisor(options: {
       get readyInfo() {
         return readyInfo;
       },
+      get metricsUrl() {
+        return metricsUrl;
+      },
       async killAndRestart(restartAfterMs) {
         const proc = child;
         expectedExit = true;
@@ -192,4 +200,39 @@ export function createSupervisor(options: {
       await Promise.all(all.map((p) => p.stop()));
     },
   };
+}
+
+/** What {@link runToEnd} returns. */
+export interface CommandResult {
+  /** Exit code (null when killed by a signal). */
+  code: number | null;
+  /** Its stdout and stderr, interleaved. */
+  output: string;
+}
+
+/**
+ * Runs a TypeScript entry point to its end the way the supervisor starts processes (`node --import
+ * tsx` on the sources), e.g. the `onceflow` command line, and returns its exit code and output.
+ */
+export function runToEnd(
+  entry: string,
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      process.execPath,
+      ['--conditions=@onceflow/source', '--import', tsxLoader, entry, ...args],
+      {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    proc.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    proc.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    proc.once('error', reject);
+    proc.once('exit', (code) => resolve({ code, output }));
+  });
 }

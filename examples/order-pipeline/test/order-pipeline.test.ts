@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brokers, databaseUrl, uniqueName } from '@onceflow/test/support';
 import { describe, expect, it } from 'vitest';
+import { consumerNames, loadConfig } from '../src/config';
+import { expectedHops } from '../src/observations';
 import type { DemoReport } from '../src/report';
 import { runDemo } from '../src/run-demo';
 
@@ -51,6 +53,59 @@ describe('order pipeline demo', () => {
       }
       expect(report.verification.deadLetters.distinct).toBe(1);
       expect(report.verification.deadLetters.reason).toBe('handler-failed');
+
+      // Once its card is fixed, the poison order's dead letter is redriven by `onceflow dlq redrive`:
+      // the row says redriven after one redrive, and the order's effects exist exactly once.
+      const redrive = report.redrive!;
+      expect(redrive.exitCode, redrive.output).toBe(0);
+      expect(redrive.output).toContain('redrive requested for 1');
+      expect(redrive.deadLetter).toEqual({ state: 'redriven', redrives: 1 });
+      expect(redrive.effects).toEqual({ payments: 1, ledger: 1, shipments: 1, notifications: 1 });
+      expect(row(report, 'dead letter redriven once (card fixed)').pass).toBe(true);
+
+      // One order's trace from the span files: every hop, first seen in flow order, the request's
+      // hops in one trace with the right parents, the batch handler's in a trace of its own.
+      const trace = report.exampleTrace!;
+      const names = trace.hops.map((h) => h.name);
+      const hops = expectedHops(loadConfig({ DEMO_NAMESPACE: report.namespace }).topics);
+      const first = hops.map((h) => names.indexOf(h));
+      expect(
+        first.every((i) => i >= 0),
+        names.join('\n'),
+      ).toBe(true);
+      expect(first, names.join('\n')).toEqual([...first].sort((a, b) => a - b));
+      const hop = (name: string) => trace.hops[names.indexOf(name)]!;
+      const [request, createPlaced, sendPlaced, processPlaced, createCaptured] = hops.map(hop);
+      expect(createPlaced!.parentSpanId).toBe(request!.spanId);
+      expect(sendPlaced!.parentSpanId).toBe(createPlaced!.spanId);
+      expect(processPlaced!.parentSpanId).toBe(createPlaced!.spanId);
+      expect(createCaptured!.parentSpanId).toBe(processPlaced!.spanId);
+      expect(new Set([request, createPlaced, sendPlaced, processPlaced].map((h) => h!.traceId)).size).toBe(1);
+      expect(hop(hops[7]!).parentSpanId).toBe(hop(hops[6]!).spanId);
+      expect(trace.traceIds).toHaveLength(2);
+
+      // The metrics each process served agree with the report's counts (counters start with each
+      // incarnation, so a restarted consumer's figures are a part of the whole).
+      for (const consumer of consumerNames) {
+        const m = report.metrics.find((x) => x.process === consumer)!;
+        const account = report.verification.duplicates.find((d) => d.consumer === consumer)!;
+        const summary = JSON.stringify(m);
+        expect(m.received!, summary).toBeGreaterThanOrEqual(
+          m.processed! + m.duplicatesSkipped! + m.deadLettered!,
+        );
+        if (m.restarts === 0) {
+          // Every order's message once, the poison order's by its redrive; every duplicate skipped.
+          expect(m.processed, summary).toBe(report.load.accepted);
+          expect(m.duplicatesSkipped!, summary).toBeGreaterThanOrEqual(account.delivered);
+          expect(m.deadLettered, summary).toBe(consumer === 'payments' ? 1 : 0);
+        } else {
+          expect(m.processed!, summary).toBeLessThanOrEqual(report.load.accepted);
+          expect(m.deadLettered!, summary).toBeLessThanOrEqual(consumer === 'payments' ? 1 : 0);
+        }
+      }
+      expect(report.metrics.find((m) => m.process === 'relay')!.published).toBeGreaterThan(0);
+      expect(result.observations).toContain('metrics scraped');
+      expect(result.observations).toContain(`example trace of order ${trace.orderId}`);
       // The report files say the same as the returned report.
       const written = JSON.parse(await readFile(result.reportPath, 'utf8')) as DemoReport;
       expect(written.verification.rows).toEqual(report.verification.rows);

@@ -370,7 +370,7 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
       current = undefined;
       await tx.commit();
       if (transactionChannel.hasSubscribers || deadLetterChannel.hasSubscribers)
-        publishCommitted(entries, claim, deadLettered, performance.now() - startedAt);
+        publishCommitted(entries, fresh, deadLettered, performance.now() - startedAt);
       for (const report of deadLettered)
         reportError(
           { logger: options.logger, onError: options.onError },
@@ -396,15 +396,19 @@ export async function processBatch<Ctx extends { outbox: TransactionalOutbox }>(
     }
   }
 
-  /** Publishes a committed transaction and its dead letters on the metrics channels. */
+  /**
+   * Publishes a committed transaction and its dead letters on the metrics channels. `handled` is the
+   * offsets the transaction handled: the claim's fresh ones plus accepted redrive copies, which the
+   * claim alone calls duplicates.
+   */
   function publishCommitted(
     entries: Entry[],
-    claim: InboxClaim,
+    handled: ReadonlySet<string>,
     deadLettered: readonly OnceflowError[],
     durationMs: number,
   ): void {
     let fresh = 0;
-    for (const entry of entries) if (claim.fresh.has(entry.message.offset)) fresh++;
+    for (const entry of entries) if (handled.has(entry.message.offset)) fresh++;
     if (transactionChannel.hasSubscribers)
       transactionChannel.publish({
         consumer: options.consumer,

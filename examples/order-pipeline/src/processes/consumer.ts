@@ -14,7 +14,7 @@ export const selfKillEnv = 'DEMO_SELF_KILL_AT_MESSAGE';
 
 /** Runs one pipeline consumer as an onceflow inbox consumer until SIGTERM. */
 export async function runInboxConsumer(name: ConsumerName): Promise<void> {
-  await runProcess(name, async ({ pool, kafka, config }) => {
+  await runProcess(name, async ({ pool, kafka, config, logger }) => {
     const handler = pipelineHandlers[name](config);
     const fulfilment = fulfilmentBatchHandler(config);
     const killAt = Number(process.env[selfKillEnv] ?? 0);
@@ -34,6 +34,7 @@ export async function runInboxConsumer(name: ConsumerName): Promise<void> {
       groupId: config.groups[name],
       topics: [sourceTopicOf(config, name)],
       schema: config.onceflowSchema,
+      logger,
       // The poison order is refused on every attempt: give up quickly and dead-letter it.
       retry: { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 400 },
       // A SIGKILLed member is noticed after the session timeout; the broker's minimum keeps restarts quick.

@@ -3,8 +3,8 @@
 import { buildOrdersApp } from '../orders-app';
 import { runProcess } from '../runtime';
 
-await runProcess('orders-api', async ({ pool, config }) => {
-  const app = await buildOrdersApp(pool, config);
+await runProcess('orders-api', async ({ pool, config, logger }) => {
+  const app = await buildOrdersApp(pool, config, logger);
   const address = await app.listen({ host: '127.0.0.1', port: Number(process.env.API_PORT ?? 0) });
   return { service: { stop: () => app.close() }, info: address };
 });

@@ -3,11 +3,12 @@
 import { createOutboxRelay } from '@onceflow/kafkajs';
 import { runProcess } from '../runtime';
 
-await runProcess('relay', async ({ pool, kafka, config }) => {
+await runProcess('relay', async ({ pool, kafka, config, logger }) => {
   const relay = await createOutboxRelay({
     pool,
     kafka,
     schema: config.onceflowSchema,
+    logger,
     // A SIGKILLed relay's lanes are taken over after its lease ends; short leases keep the demo brisk.
     leaseMs: 3_000,
     heartbeatIntervalMs: 1_000,
