@@ -119,9 +119,8 @@ export async function createBenchSchema(pool: pg.Pool, schema: string): Promise<
 
 /** Drops the run's schemas. */
 export async function dropBenchSchema(pool: pg.Pool, schema: string): Promise<void> {
-  await pool.query(
-    `DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE; DROP SCHEMA IF EXISTS ${quoteIdentifier(`${schema}_peer`)} CASCADE`,
-  );
+  for (const name of [schema, `${schema}_peer`, `${schema}_lookup`])
+    await pool.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(name)} CASCADE`);
 }
 
 /** The bench's outbox events number `from` to `to - 1`. */

@@ -61,7 +61,7 @@ describe('pnpm bench --quick', () => {
       {
         env: { ...process.env, KAFKA_BROKERS: brokers().join(','), DATABASE_URL: databaseUrl() },
         maxBuffer: 16 * 1024 * 1024,
-        timeout: 600_000,
+        timeout: 900_000,
       },
     );
     expect(statSync(latest).mtimeMs).toBeGreaterThanOrEqual(before - 1000);
@@ -81,5 +81,5 @@ describe('pnpm bench --quick', () => {
       const value = report.results[field];
       expect(value === null || (typeof value === 'number' && Number.isFinite(value)), field).toBe(true);
     }
-  }, 600_000);
+  }, 900_000);
 });
