@@ -61,7 +61,9 @@ function flakyStore(rows: OutboxRow[], down: { database: boolean }): OutboxStore
 }
 
 /** A transport whose publishes fail as a broker away does while `down` says so. */
-function flakyTransport(down: { broker: boolean }): PublisherTransport & { published: number; opened: number } {
+function flakyTransport(down: {
+  broker: boolean;
+}): PublisherTransport & { published: number; opened: number } {
   const transport = {
     published: 0,
     opened: 0,
