@@ -98,4 +98,35 @@ describe('an outbox event for a topic that does not exist', () => {
     await waitForDrain(s.db);
     expect(orderByKey(await readPublished(s.missing, 2)).get('x')).toEqual(['x1', 'x2']);
   });
+
+  it('thousands of waiting events of a missing topic, each of its own key, hold back no other topic and are all parked soon after the first', async () => {
+    const db: TestDatabase = await createTestDatabase();
+    cleanup.push(() => db.drop());
+    const healthy = uniqueName('healthy_c');
+    const missing = uniqueName('missing_many');
+    await createTopic(healthy, 2);
+    // Far more events of the missing topic than one claim of their lanes holds, all ahead of the others.
+    const waiting = 3_000;
+    await enqueueCommitted(
+      db,
+      Array.from({ length: waiting }, (_, i) => ({ topic: missing, key: `m${i}`, value: `m${i}` })),
+    );
+    await enqueueCommitted(
+      db,
+      Array.from({ length: 40 }, (_, i) => ({ topic: healthy, key: `k${i % 4}`, value: `h${i}` })),
+    );
+    const admin = createOnceflowAdmin({ pool: db.pool, schema: db.schema });
+    const relay = await startRelay(db, { parkRefusedTopicAfterMs: 5_000 });
+    cleanup.push(() => relay.stop());
+
+    expect(await readPublished(healthy, 40)).toHaveLength(40);
+    // The healthy topic went out while the missing topic's events were still held back or being parked.
+    const before = await admin.outboxStatus();
+    expect(before.parked + before.backlog).toBe(waiting);
+    await eventually(
+      async () => (await admin.outboxStatus()).parked === waiting,
+      `all ${waiting} events of the missing topic to be parked`,
+    );
+    expect((await admin.outboxStatus()).backlog).toBe(0);
+  });
 });

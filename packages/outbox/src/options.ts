@@ -93,8 +93,10 @@ export interface OutboxRelayOptions extends BaseOptions {
    * How long, in milliseconds, the events of a topic the broker refuses (it does not exist, this client
    * may not write to it) are tried again before they are parked. Meanwhile they wait, each try reported
    * through the logger and `onError` (OF_TOPIC_MISSING), and every other topic and key keeps flowing;
-   * tries follow `retry`'s backoff. Then the first event of each key is parked with an error naming the topic, and the key's later events wait behind it. A topic with an
-   * invalid name is parked at once. 0 parks at the first refusal. Default: 30000.
+   * tries follow `retry`'s backoff. Then the first event of each key is parked with an error naming the
+   * topic, and the key's later events wait behind it; the topic's events of other keys are parked as
+   * soon as they are tried, until one of its events is published again (the topic was created). A
+   * topic with an invalid name is parked at once. 0 parks at the first refusal. Default: 30000.
    */
   parkRefusedTopicAfterMs?: number;
   /**

@@ -261,15 +261,11 @@ export class PublishLoop {
     const lanes = this.lanesToClaim();
     if (lanes.length === 0) return undefined;
     const share = Math.max(1, Math.ceil(options.batchSize / lanes.length));
-    const claimed = await options.store.claim(lanes, share, [...exclude, ...this.refused.excluded()]);
-    // Rows of a refused topic not yet due for another try are left out here (their keys' later rows
-    // share the topic, so no order is broken), and neither count for a backlog: claiming the lane again
-    // at once would only find them again.
-    const rows: OutboxRow[] = [];
-    for (const row of claimed) {
-      if (this.refused.waits(row)) this.refused.remember(row);
-      else rows.push(row);
-    }
+    // Rows of a refused topic not yet due for another try are left out (their keys' later rows share
+    // the topic, so no order is broken), by the claim and, for a topic refused while the claim ran,
+    // here; they neither count for a backlog: claiming the lane again at once would only find them again.
+    const claimed = await options.store.claim(lanes, share, exclude, this.refused.excludedTopics());
+    const rows = claimed.filter((row) => !this.refused.waits(row));
     const counts = new Map<number, number>();
     for (const row of rows) counts.set(row.lane, (counts.get(row.lane) ?? 0) + 1);
     for (const lane of lanes)

@@ -27,10 +27,10 @@ describe('refused topics', () => {
     refused.settled({ published: [], parked: [], heldBack: 0, deferred: [row(7, 'gone')] });
     expect(refused.waits(row(8, 'gone'))).toBe(true);
     expect(refused.waits(row(9, 'fine'))).toBe(false);
-    expect(refused.excluded()).toEqual([{ seq: '7' }]);
+    expect(refused.excludedTopics()).toEqual(['gone']);
     refused.settled({ published: [row(10, 'gone')], parked: [], heldBack: 0 });
     expect(refused.waits(row(8, 'gone'))).toBe(false);
-    expect(refused.excluded()).toEqual([]);
+    expect(refused.excludedTopics()).toEqual([]);
   });
 
   it('parks once the topic was refused for parkRefusedTopicAfterMs, or at once for an invalid name, naming the topic', () => {
@@ -42,5 +42,21 @@ describe('refused topics', () => {
     expect(atOnce.waits(row(1, 'gone'))).toBe(false);
     const patient = new RefusedTopics(600_000, retry, () => undefined);
     expect(patient.decide('bad name', missing(false)).action).toBe('park');
+  });
+
+  it("once a topic's events are parked, its next refusals park at once, until one of its events is published", () => {
+    const refused = new RefusedTopics(600_000, retry, () => undefined);
+    // A refusal that parks at once (here: not retriable) starts the parking of the topic.
+    expect(refused.decide('gone', missing(false)).action).toBe('park');
+    refused.settled({ published: [], parked: [{ row: row(1, 'gone'), error: 'refused' }], heldBack: 0 });
+    // Its events of other keys are claimed and tried at once, and parked without a new wait.
+    expect(refused.excludedTopics()).toEqual([]);
+    expect(refused.decide('gone', missing()).action).toBe('park');
+    // A topic never parked waits out parkAfterMs.
+    expect(refused.decide('other', missing()).action).toBe('defer');
+    expect(refused.excludedTopics()).toEqual(['other']);
+    // Published again (the topic was created): forgotten, the next refusal waits again.
+    refused.settled({ published: [row(2, 'gone')], parked: [], heldBack: 0 });
+    expect(refused.decide('gone', missing()).action).toBe('defer');
   });
 });

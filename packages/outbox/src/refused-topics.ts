@@ -10,18 +10,16 @@ interface RefusedTopic {
   tries: number;
   /** No try before this (performance.now). */
   nextTryAt: number;
-  /** Rows known to wait for the topic, left out of claims until the next try. */
-  waiting: Set<string>;
+  /** Set once its events are parked: its later refused events are parked at once. */
+  parking?: boolean;
 }
-
-/** Most waiting rows left out of a claim: the claim checks each candidate row against the list. */
-const maxExcluded = 1_000;
 
 /**
  * The relay's memory of topics the broker refused (OF_TOPIC_MISSING): their events are held back and
  * tried again with backoff while every other topic flows, and parked once a topic has been refused for
- * `parkAfterMs`. A topic is forgotten when one of its events is published or when its events are
- * parked, so a topic created later, or an event unparked after that, starts afresh.
+ * `parkAfterMs`; from then on its refused events are parked as soon as they are tried. Claims leave
+ * out a waiting topic as a whole. A topic is forgotten when one of its events is published, so a topic
+ * created later starts afresh.
  */
 export class RefusedTopics {
   private readonly topics = new Map<string, RefusedTopic>();
@@ -32,18 +30,15 @@ export class RefusedTopics {
     private readonly report: (error: OnceflowError) => void,
   ) {}
 
-  /** Seqs of waiting rows to leave out of the next claim: those of topics not yet due for a try. */
-  excluded(): { seq: string }[] {
+  /**
+   * Topics to leave out of the next claim: those not yet due for another try. Left out by topic, a
+   * refused topic's waiting events never fill a claim, however many they are.
+   */
+  excludedTopics(): string[] {
     const now = performance.now();
-    const rows: { seq: string }[] = [];
-    for (const topic of this.topics.values()) {
-      if (topic.nextTryAt <= now) continue;
-      for (const seq of topic.waiting) {
-        if (rows.length >= maxExcluded) return rows;
-        rows.push({ seq });
-      }
-    }
-    return rows;
+    const topics: string[] = [];
+    for (const [name, topic] of this.topics) if (topic.nextTryAt > now) topics.push(name);
+    return topics;
   }
 
   /** True when `row`'s topic was refused and is not due for another try yet. */
@@ -55,11 +50,15 @@ export class RefusedTopics {
   /** The decision for a topic the broker refused just now: wait and try again, or park. */
   readonly decide = (topic: string, refusal: OnceflowError): RefusedTopicAction => {
     const now = performance.now();
-    const state = this.topics.get(topic) ?? { since: now, tries: 0, nextTryAt: now, waiting: new Set() };
+    const state = this.topics.get(topic) ?? { since: now, tries: 0, nextTryAt: now };
     state.tries++;
     const waitedMs = now - state.since;
-    if (!refusal.retriable || waitedMs >= this.parkAfterMs) {
-      this.topics.delete(topic);
+    if (!refusal.retriable || state.parking === true || waitedMs >= this.parkAfterMs) {
+      // The topic's other waiting events (of other keys) are parked as soon as they are tried, without
+      // waiting out parkAfterMs again each: thousands of them must not take hours to set aside.
+      state.parking = true;
+      state.nextTryAt = now;
+      this.topics.set(topic, state);
       return {
         action: 'park',
         error:
@@ -79,16 +78,8 @@ export class RefusedTopics {
     return { action: 'defer' };
   };
 
-  /** Notes that `row` waits for its refused topic, so that claims leave it out until the next try. */
-  remember(row: OutboxRow): void {
-    const waiting = this.topics.get(row.topic)?.waiting;
-    if (waiting !== undefined && waiting.size < maxExcluded) waiting.add(row.seq);
-  }
-
-  /** Takes note of a settled batch: published topics are fine again, deferred rows wait. */
+  /** Takes note of a settled batch: a topic with an event published is fine again. */
   settled(outcome: BatchOutcome): void {
     for (const row of outcome.published) this.topics.delete(row.topic);
-    for (const { row } of outcome.parked) this.topics.delete(row.topic);
-    for (const row of outcome.deferred ?? []) this.remember(row);
   }
 }

@@ -57,7 +57,8 @@ function toRow(record: ClaimedRecord): OutboxRow {
  * Reads the oldest unpublished rows of each of `lanes`, in `seq` order per lane, at most `limit` per
  * lane, in one round trip. Parked rows and every later row of a parked row's (topic, key) are left
  * out, so a poisoned key waits while the others flow. There is no high-water mark: each read starts
- * from the lowest visible `seq` of the lane (minus `exclude`, rows already in flight), which is how a
+ * from the lowest visible `seq` of the lane (minus `exclude`, rows already in flight, and the rows of
+ * `excludeTopics`), which is how a
  * transaction that took a lower seq but committed late is published instead of skipped. Only the
  * lane's lease holder publishes, so the read takes no row locks.
  */
@@ -68,16 +69,23 @@ export async function claimOutboxBatch(
     lanes: readonly number[];
     limit: number;
     exclude?: readonly Pick<OutboxRow, 'seq'>[];
+    /** Topics whose rows are left out (topics the broker refused, not yet due for another try). */
+    excludeTopics?: readonly string[];
   },
 ): Promise<OutboxRow[]> {
   if (options.lanes.length === 0) return [];
   const exclude = options.exclude ?? [];
-  // The query lives in the migration (claim_outbox), where it can pin its plan: per lane, a range
-  // scan of the (lane, seq) primary key that stops after `limit` rows.
+  // The query lives in the migration (claim_outbox_topics, 0007), where it can pin its plan: per
+  // lane, a range scan of the (lane, seq) primary key that stops after `limit` rows.
   const { rows } = await queryable.query<ClaimedRecord>(
     `SELECT lane, seq, event_id, topic, key, value, header_names, header_values, age_ms
-       FROM ${quoteIdentifier(options.schema)}.claim_outbox($1::smallint[], $2::integer, $3::bigint[])`,
-    [`{${options.lanes.join(',')}}`, options.limit, `{${exclude.map((row) => row.seq).join(',')}}`],
+       FROM ${quoteIdentifier(options.schema)}.claim_outbox_topics($1::smallint[], $2::integer, $3::bigint[], $4::text[])`,
+    [
+      `{${options.lanes.join(',')}}`,
+      options.limit,
+      `{${exclude.map((row) => row.seq).join(',')}}`,
+      [...(options.excludeTopics ?? [])],
+    ],
   );
   return rows.map(toRow);
 }

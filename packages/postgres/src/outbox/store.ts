@@ -74,9 +74,15 @@ export interface OutboxStore {
   releaseLanes(leases: readonly LaneLease[]): Promise<void>;
   /**
    * The oldest unpublished rows of each of `lanes` in order, at most `limit` per lane, leaving out
-   * parked rows, later rows of a parked row's key and `exclude` (rows in flight, or held back).
+   * parked rows, later rows of a parked row's key, `exclude` (rows in flight) and the rows of
+   * `excludeTopics` (topics held back).
    */
-  claim(lanes: readonly number[], limit: number, exclude: readonly { seq: string }[]): Promise<OutboxRow[]>;
+  claim(
+    lanes: readonly number[],
+    limit: number,
+    exclude: readonly { seq: string }[],
+    excludeTopics?: readonly string[],
+  ): Promise<OutboxRow[]>;
   /** Deletes published rows and parks failed ones, each lane only while its lease holds. */
   settle(settlement: OutboxSettlement): Promise<SettleResult>;
   /** Backlog, oldest age, parked count, live relays and owned lanes. */
@@ -156,7 +162,8 @@ export function createPgOutboxStore(pool: Pool, options: PgOutboxStoreOptions = 
         ...(fencingId === undefined ? {} : { fencingId }),
       }),
     releaseLanes: (leases) => releaseLaneLeases(pool, { schema, leases }),
-    claim: (lanes, limit, exclude) => claimOutboxBatch(pool, { schema, lanes, limit, exclude }),
+    claim: (lanes, limit, exclude, excludeTopics) =>
+      claimOutboxBatch(pool, { schema, lanes, limit, exclude, excludeTopics: excludeTopics ?? [] }),
     settle: (settlement) => settleOutboxBatch(pool, { schema, ledger, ...settlement }),
     status: () => checked(readOutboxStatus(pool, { schema })),
     listen: (listenOptions) => listenForWakeups({ pool, schema, ...listenOptions }),
