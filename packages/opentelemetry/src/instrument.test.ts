@@ -8,6 +8,13 @@ import {
   relaySendChannel,
   traceCall,
 } from '@onceflow/core';
+import {
+  type Context,
+  type SpanOptions,
+  type TextMapPropagator,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { instrumentOnceflow, type OnceflowInstrumentationOptions } from './index';
 
@@ -93,5 +100,58 @@ describe('instrumentOnceflow', () => {
     } finally {
       diagnosticsChannel.unsubscribe(start, other);
     }
+  });
+
+  it("links a batch handler's span to at most 128 producers, the SDK's default link limit", async () => {
+    const started: SpanOptions[] = [];
+    const tracer = {
+      startSpan: (_name: string, options: SpanOptions) => {
+        started.push(options);
+        return trace.wrapSpanContext({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), traceFlags: 1 });
+      },
+    } as unknown as Tracer;
+    let extracted = 0;
+    // Each message carries its producer's span id in a header of its own.
+    const propagator: Pick<TextMapPropagator, 'inject' | 'extract' | 'fields'> = {
+      fields: () => ['producer'],
+      inject: () => undefined,
+      extract: (context: Context, carrier: unknown) => {
+        extracted++;
+        const spanId = String((carrier as Record<string, Buffer>).producer);
+        return trace.setSpanContext(context, { traceId: 'a'.repeat(32), spanId, traceFlags: 1 });
+      },
+    };
+    using _instrumentation = instrumentOnceflow({
+      tracerProvider: { getTracer: () => tracer },
+      propagator,
+      relay: false,
+      http: false,
+      enqueue: false,
+    });
+    const channel = diagnosticsChannel.tracingChannel<unknown, InboxHandleContext>(inboxHandleChannel);
+    const messages = Array.from({ length: 300 }, (_, n) => ({
+      id: `m-${n}`,
+      idSource: 'header' as const,
+      topic: 't',
+      partition: 0,
+      offset: String(n),
+      timestamp: Date.now(),
+      key: null,
+      value: null,
+      headers: { producer: Buffer.from(n.toString(16).padStart(16, '0')) },
+    }));
+    await traceCall(
+      channel,
+      { consumer: 'c', topic: 't', partition: 0, messages, batch: true },
+      async () => 1,
+    );
+    expect(started).toHaveLength(1);
+    const links = started[0]!.links ?? [];
+    expect(links).toHaveLength(128);
+    expect(links.map((link) => link.context.spanId)).toEqual(
+      messages.slice(0, 128).map((message) => String(message.headers.producer)),
+    );
+    expect(extracted).toBe(128);
+    expect(started[0]!.attributes?.['messaging.batch.message_count']).toBe(300);
   });
 });

@@ -92,6 +92,12 @@ const requestGetter: TextMapGetter<Readonly<Record<string, string | undefined>>>
 const keyText = (key: string | Buffer | null | undefined): string | undefined =>
   key === null || key === undefined ? undefined : typeof key === 'string' ? key : key.toString('utf8');
 
+/**
+ * Most producer links a batch handler's span gets: the OpenTelemetry SDK's default
+ * `spanLimits.linkCountLimit`, beyond which it drops links anyway.
+ */
+const maxBatchLinks = 128;
+
 /** Runs `run` in `span` (made current in `parent`), ending it as `run` settles. */
 async function runInSpan<T>(span: Span, parent: Context, run: () => Promise<T>): Promise<T> {
   try {
@@ -229,6 +235,9 @@ export function instrumentOnceflow(options: OnceflowInstrumentationOptions = {})
       }
       const links: Link[] = [];
       for (const message of call.messages) {
+        // The SDK keeps the first 128 links of a span (its default linkCountLimit): reading the trace
+        // context of the other messages of a large batch would be work thrown away.
+        if (links.length === maxBatchLinks) break;
         const producer = trace.getSpanContext(
           propagator.extract(ROOT_CONTEXT, message.headers, messageGetter),
         );
