@@ -66,6 +66,11 @@ export interface BenchConfig {
   syncOff: boolean;
   /** kafkajs partitionsConsumedConcurrently of every consumer, onceflow's and the baselines'. */
   consumerConcurrency: number;
+  /**
+   * Runs of each side of an overhead comparison (with and without metrics, tracing, the published
+   * ledger), alternated: more rounds let a drift of the shared machine weigh on both sides alike.
+   */
+  overheadRounds: number;
 }
 
 const full: Omit<BenchConfig, 'groups'> = {
@@ -91,6 +96,7 @@ const full: Omit<BenchConfig, 'groups'> = {
   lookupBacklogRows: 10_000,
   syncOff: true,
   consumerConcurrency: 3,
+  overheadRounds: 3,
 };
 
 const quick: Omit<BenchConfig, 'groups'> = {
@@ -109,6 +115,9 @@ const quick: Omit<BenchConfig, 'groups'> = {
   pipelineRate: 50,
   privateServers: false,
   syncOff: false,
+  overheadRounds: 1,
+  lookupHistoryRows: 50_000,
+  lookupBacklogRows: 2_000,
 };
 
 /** Parses `pnpm bench` flags: `--quick`, `--only <group>` (one of {@link benchGroups}; repeatable or comma-separated). */

@@ -48,7 +48,11 @@ const expectedFields = [
   'consumer_failover_s',
   'pipeline_e2e_p99_ms',
   'inbox_tracing_overhead_ratio',
+  'inbox_observed_overhead_ratio',
   'relay_tracing_overhead_ratio',
+  'relay_observed_overhead_ratio',
+  'relay_ledger_cost_pct',
+  'console_lookup_p99_ms',
 ];
 
 describe('pnpm bench --quick', () => {

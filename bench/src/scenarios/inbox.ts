@@ -36,9 +36,6 @@ async function consume(
   return result;
 }
 
-/** Runs with and without metrics each, alternating, for the overhead ratio. */
-const overheadRounds = 3;
-
 /**
  * Hot rows: a batch handler adding 1 to one of 10 rows per message (in message order, one update
  * each), 6 partitions processed concurrently, against the same messages each on a row of its own.
@@ -152,7 +149,7 @@ export async function runInboxGroup(ctx: BenchContext): Promise<void> {
   // dedup namespaces each), medians compared: a drift of the shared machine weighs on both sides.
   const withRates: number[] = [];
   const withoutRates: number[] = [inbox.msgsPerS];
-  for (let pass = 0; pass < overheadRounds; pass++) {
+  for (let pass = 0; pass < config.overheadRounds; pass++) {
     for (const metrics of [true, false]) {
       const name = `inbox-${metrics ? '' : 'no-'}metrics-${pass + 1}`;
       const result = await consume(ctx, 'inbox-consumer', fresh, name, 'server', {

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createOnceflowAdmin } from '@onceflow/postgres';
+import { createOnceflowAdmin, quoteIdentifier } from '@onceflow/postgres';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
 import { benchEvents, createTopics, enqueueEvents, fillNaiveOutbox, fillOnceflowOutbox } from '../services';
@@ -29,6 +29,9 @@ async function naiveDrain(
     offset,
     runId: ctx.runId,
   });
+  // Each drain leaves its deleted rows behind; as autovacuum would between bursts in production,
+  // they are cleared first, so that the drains of a run start alike whatever ran before them.
+  await ctx.pool.query(`VACUUM ${quoteIdentifier(ctx.schema)}.outbox`);
   const params: RelayParams = { ...ctx.services, schema: ctx.schema, syncCommit, expected: count };
   const result = await spawnWorker<RelayResult>(
     'naive-relay',
@@ -56,6 +59,9 @@ async function onceflowDrain(
     offset,
     runId: ctx.runId,
   });
+  // Each drain leaves its deleted rows behind; as autovacuum would between bursts in production,
+  // they are cleared first, so that the drains of a run start alike whatever ran before them.
+  await ctx.pool.query(`VACUUM ${quoteIdentifier(ctx.schema)}.outbox`);
   const params: RelayParams = {
     ...ctx.services,
     schema: ctx.schema,
@@ -200,9 +206,6 @@ async function latencyRun(ctx: BenchContext, topic: string, rate: number, label:
   }
 }
 
-/** Drains with and without metrics each, alternating, for the overhead ratio. */
-const overheadRounds = 3;
-
 /** Relay scenarios: the one-at-a-time loop, onceflow's relay draining a backlog, and the latency run. */
 export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   const { config, results } = ctx;
@@ -219,7 +222,7 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   // medians compared: a drift of the shared machine weighs on both sides.
   const withRates: number[] = [];
   const withoutRates: number[] = [drain.eventsPerS];
-  for (let pass = 0; pass < overheadRounds; pass++)
+  for (let pass = 0; pass < config.overheadRounds; pass++)
     for (const metrics of [true, false]) {
       const name = `relay-drain-${metrics ? '' : 'no-'}metrics-${pass + 1}`;
       const result = await onceflowDrain(ctx, topic, 'server', offset, metrics, name);
@@ -233,16 +236,19 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   results.relay_drain_events_per_s = round(drain.eventsPerS);
   results.relay_speedup_vs_naive = round(drain.eventsPerS / naive.eventsPerS, 2);
   results.relay_peak_rss_mb = drain.peakRssMb;
-  // The published ledger's cost: drains with and without it, alternated so that drift of a shared
-  // machine hits both sides; the best of two on each side is compared.
-  const noLedger = await onceflowDrain(ctx, topic, 'server', offset, false);
-  offset += config.relayEvents;
-  const again = await onceflowDrain(ctx, topic, 'server', offset);
-  offset += config.relayEvents;
-  const noLedgerAgain = await onceflowDrain(ctx, topic, 'server', offset, false);
-  offset += config.relayEvents;
-  const withLedger = Math.max(drain.eventsPerS, again.eventsPerS);
-  const withoutLedger = Math.max(noLedger.eventsPerS, noLedgerAgain.eventsPerS);
+  // The published ledger's cost: drains with and without it, alternated (the first of each pair
+  // changes every round) so that drift of a shared machine and the outbox's own history hit both
+  // sides; the best drain of each side is compared.
+  const ledgerRates = { with: [drain.eventsPerS], without: [] as number[] };
+  for (let pass = 0; pass < config.overheadRounds; pass++)
+    for (const ledger of pass % 2 === 0 ? [false, true] : [true, false]) {
+      const name = `relay-drain-ledger-${pass + 1}`;
+      const result = await onceflowDrain(ctx, topic, 'server', offset, false, name, ledger);
+      offset += config.relayEvents;
+      ledgerRates[ledger ? 'with' : 'without'].push(result.eventsPerS);
+    }
+  const withLedger = Math.max(...ledgerRates.with);
+  const withoutLedger = Math.max(...ledgerRates.without);
   results.relay_drain_no_ledger_events_per_s = round(withoutLedger);
   results.relay_ledger_cost_pct = round((1 - withLedger / withoutLedger) * 100, 1);
   if (config.syncOff) {

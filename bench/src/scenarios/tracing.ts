@@ -1,3 +1,4 @@
+import { quoteIdentifier } from '@onceflow/postgres';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
 import { createTopics, endOffsets, fillOnceflowOutbox, produceMessages } from '../services';
@@ -5,17 +6,24 @@ import type { ConsumerParams, ConsumerResult } from '../workers/consumers';
 import type { RelayParams, RelayResult } from '../workers/relays';
 import { benchTraceparent } from '../workers/tracing';
 
-/** Untraced and traced runs alternate this many times each; each side reports its best run. */
-const rounds = 3;
+/** The three sides of each comparison: nothing on, tracing on, and metrics with tracing on. */
+const sides = ['plain', 'traced', 'observed'] as const;
+type Side = (typeof sides)[number];
+
+/** The order of the sides in round `pass`: each goes first once in three rounds. */
+const sidesOf = (pass: number): Side[] => sides.map((_, i) => sides[(i + pass) % sides.length]!);
+
+const label = { plain: 'untraced', traced: 'traced', observed: 'metrics+traced' } as const;
 
 /**
- * The cost of OpenTelemetry tracing turned on without an exporter (an SDK tracer provider recording
- * every span, the AsyncLocalStorage context manager, the W3C propagator, `instrumentOnceflow()`):
- * the inbox consumer with a batch handler (one consumer span per handler call, linked to each message's
- * producer) and with a per-message handler (one consumer span per message) over messages that carry a
- * `traceparent`, and the relay draining a backlog of events that carry one (one producer span
- * per event), each against the same run with tracing off. Runs alternate, so background load hits
- * both sides alike; the best run of each side is compared.
+ * The cost of observing onceflow with OpenTelemetry tracing turned on without an exporter (an SDK
+ * tracer provider recording every span, the AsyncLocalStorage context manager, the W3C propagator,
+ * `instrumentOnceflow()`), alone and together with onceflow's Prometheus metrics registered: the
+ * inbox consumer with a batch handler (one consumer span per handler call, linked to its messages'
+ * producers) and with a per-message handler (one consumer span per message) over messages that carry
+ * a `traceparent`, and the relay draining a backlog of events that carry one (one producer span per
+ * event), each against the same run with both off. Runs alternate, the first side changing every
+ * round, so that background load hits every side alike; the best run of each side is compared.
  */
 export async function runTracingGroup(ctx: BenchContext): Promise<void> {
   const { config, results } = ctx;
@@ -24,7 +32,7 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
   await createTopics(ctx.admin, [topic, relayTopic], config.partitions);
   ctx.topics.push(topic, relayTopic);
   ctx.log(
-    `tracing: ${config.messages} messages and ${config.relayEvents}-event backlogs carrying a traceparent`,
+    `tracing: ${config.messages} messages and ${config.relayEvents}-event backlogs carrying a traceparent, ${config.overheadRounds} round(s)`,
   );
   await produceMessages(ctx.kafka, [topic], {
     runId: `${ctx.runId}-traced`,
@@ -34,16 +42,14 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
     traceparent: benchTraceparent,
   });
 
-  const inbox = {
-    batch: { plain: 0, traced: 0 },
-    'per-message': { plain: 0, traced: 0 },
-  };
-  const relay = { plain: 0, traced: 0 };
+  const best = (): Record<Side, number> => ({ plain: 0, traced: 0, observed: 0 });
+  const inbox = { batch: best(), 'per-message': best() };
+  const relay = best();
   let offset = 0;
-  for (let pass = 0; pass < rounds; pass++) {
+  for (let pass = 0; pass < config.overheadRounds; pass++) {
     for (const handler of ['batch', 'per-message'] as const)
-      for (const tracing of [false, true]) {
-        const name = `${ctx.runId}-inbox-${handler}-${tracing ? 'traced' : 'plain'}-${pass}`;
+      for (const side of sidesOf(pass)) {
+        const name = `${ctx.runId}-inbox-${handler}-${side}-${pass}`;
         const params: ConsumerParams = {
           ...ctx.services,
           schema: ctx.schema,
@@ -54,24 +60,24 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
           syncCommit: 'server',
           consumerName: name,
           inboxHandler: handler,
-          tracing,
+          tracing: side !== 'plain',
+          metrics: side === 'observed',
         };
         const result = await spawnWorker<ConsumerResult>(
           'inbox-consumer',
           params as unknown as Record<string, unknown>,
         ).result();
-        const label = `inbox-${handler === 'batch' ? 'batch' : 'per-msg'}-${tracing ? 'traced' : 'untraced'}`;
+        const runLabel = `inbox-${handler === 'batch' ? 'batch' : 'per-msg'}-${label[side]}`;
         ctx.log(
-          `  ${label.padEnd(26)} ${String(result.messages).padStart(7)} msgs in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.msgsPerS)}/s`,
+          `  ${runLabel.padEnd(30)} ${String(result.messages).padStart(7)} msgs in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.msgsPerS)}/s`,
         );
         if (result.effects !== config.messages)
           ctx.notes.push(
             `tracing inbox check failed: ${result.effects} effects for ${config.messages} messages`,
           );
-        const side = tracing ? 'traced' : 'plain';
         inbox[handler][side] = Math.max(inbox[handler][side], result.msgsPerS);
       }
-    for (const tracing of [false, true]) {
+    for (const side of sidesOf(pass)) {
       await fillOnceflowOutbox(ctx.pool, ctx.schema, {
         topic: relayTopic,
         count: config.relayEvents,
@@ -82,34 +88,40 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
         traceparent: benchTraceparent,
       });
       offset += config.relayEvents;
+      // The deleted rows of the drain before are cleared first, as autovacuum would.
+      await ctx.pool.query(`VACUUM ${quoteIdentifier(ctx.schema)}.outbox`);
       const params: RelayParams = {
         ...ctx.services,
         schema: ctx.schema,
         syncCommit: 'server',
         expected: config.relayEvents,
-        tracing,
+        tracing: side !== 'plain',
+        metrics: side === 'observed',
       };
       const result = await spawnWorker<RelayResult>(
         'onceflow-relay',
         params as unknown as Record<string, unknown>,
       ).result();
       ctx.log(
-        `  ${`relay-${tracing ? 'traced' : 'untraced'}`.padEnd(26)} ${String(result.events).padStart(7)} events in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.eventsPerS)}/s`,
+        `  ${`relay-${label[side]}`.padEnd(30)} ${String(result.events).padStart(7)} events in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.eventsPerS)}/s`,
       );
-      const side = tracing ? 'traced' : 'plain';
       relay[side] = Math.max(relay[side], result.eventsPerS);
     }
   }
-  results.inbox_untraced_msgs_per_s = round(inbox.batch.plain);
-  results.inbox_traced_msgs_per_s = round(inbox.batch.traced);
-  results.inbox_tracing_overhead_ratio = round(inbox.batch.traced / inbox.batch.plain, 3);
-  results.inbox_per_msg_handler_untraced_msgs_per_s = round(inbox['per-message'].plain);
-  results.inbox_per_msg_handler_traced_msgs_per_s = round(inbox['per-message'].traced);
-  results.inbox_per_msg_handler_tracing_overhead_ratio = round(
-    inbox['per-message'].traced / inbox['per-message'].plain,
-    3,
-  );
+  const batch = inbox.batch;
+  const perMessage = inbox['per-message'];
+  results.inbox_untraced_msgs_per_s = round(batch.plain);
+  results.inbox_traced_msgs_per_s = round(batch.traced);
+  results.inbox_tracing_overhead_ratio = round(batch.traced / batch.plain, 3);
+  results.inbox_observed_msgs_per_s = round(batch.observed);
+  results.inbox_observed_overhead_ratio = round(batch.observed / batch.plain, 3);
+  results.inbox_per_msg_handler_untraced_msgs_per_s = round(perMessage.plain);
+  results.inbox_per_msg_handler_traced_msgs_per_s = round(perMessage.traced);
+  results.inbox_per_msg_handler_tracing_overhead_ratio = round(perMessage.traced / perMessage.plain, 3);
+  results.inbox_per_msg_handler_observed_overhead_ratio = round(perMessage.observed / perMessage.plain, 3);
   results.relay_untraced_events_per_s = round(relay.plain);
   results.relay_traced_events_per_s = round(relay.traced);
   results.relay_tracing_overhead_ratio = round(relay.traced / relay.plain, 3);
+  results.relay_observed_events_per_s = round(relay.observed);
+  results.relay_observed_overhead_ratio = round(relay.observed / relay.plain, 3);
 }
