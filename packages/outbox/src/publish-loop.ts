@@ -207,10 +207,15 @@ export class PublishLoop {
             continue;
           }
           if (rows.length > 0) {
-            // Read the next batch while this one is published; it is used only if this one went
-            // out whole, else later rows of a key could overtake a parked or failed one.
-            this.prefetch = this.claim([...rows, ...(this.settling?.rows ?? [])]);
-            this.prefetch.catch(() => undefined);
+            // Under load (a backlog, or a batch of at least a row per lane), read the next batch while
+            // this one is published; it is used only if this one went out whole, else later rows of
+            // a key could overtake a parked or failed one. At a light load the next claim waits for
+            // this publish to end: a claim made at its start would miss what is committed meanwhile,
+            // which would then wait a whole cycle more.
+            if (this.backlogged.size > 0 || rows.length >= this.leases.size) {
+              this.prefetch = this.claim([...rows, ...(this.settling?.rows ?? [])]);
+              this.prefetch.catch(() => undefined);
+            }
             const clean = await this.publishAndSettle(this.publisher, rows);
             if (!clean) this.discardPrefetch();
           }
