@@ -96,7 +96,7 @@ const full: Omit<BenchConfig, 'groups'> = {
   lookupBacklogRows: 10_000,
   syncOff: true,
   consumerConcurrency: 3,
-  overheadRounds: 3,
+  overheadRounds: 5,
 };
 
 const quick: Omit<BenchConfig, 'groups'> = {
