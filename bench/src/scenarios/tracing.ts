@@ -2,6 +2,7 @@ import { quoteIdentifier } from '@onceflow/postgres';
 import { spawnWorker } from '../child';
 import { type BenchContext, round } from '../context';
 import { createTopics, endOffsets, fillOnceflowOutbox, produceMessages } from '../services';
+import { median } from '../shared';
 import type { ConsumerParams, ConsumerResult } from '../workers/consumers';
 import type { RelayParams, RelayResult } from '../workers/relays';
 import { benchTraceparent } from '../workers/tracing';
@@ -22,8 +23,9 @@ const label = { plain: 'untraced', traced: 'traced', observed: 'metrics+traced' 
  * inbox consumer with a batch handler (one consumer span per handler call, linked to its messages'
  * producers) and with a per-message handler (one consumer span per message) over messages that carry
  * a `traceparent`, and the relay draining a backlog of events that carry one (one producer span per
- * event), each against the same run with both off. Runs alternate, the first side changing every
- * round, so that background load hits every side alike; the best run of each side is compared.
+ * event), each against the same run with both off. Each round runs every side once, the first side
+ * changing every round; a ratio is the median over the rounds of a side's rate over the plain rate of
+ * the same round, so that background load hits every side alike.
  */
 export async function runTracingGroup(ctx: BenchContext): Promise<void> {
   const { config, results } = ctx;
@@ -42,9 +44,10 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
     traceparent: benchTraceparent,
   });
 
-  const best = (): Record<Side, number> => ({ plain: 0, traced: 0, observed: 0 });
-  const inbox = { batch: best(), 'per-message': best() };
-  const relay = best();
+  // Each side's rates, a rate per round.
+  const rates = (): Record<Side, number[]> => ({ plain: [], traced: [], observed: [] });
+  const inbox = { batch: rates(), 'per-message': rates() };
+  const relay = rates();
   let offset = 0;
   for (let pass = 0; pass < config.overheadRounds; pass++) {
     for (const handler of ['batch', 'per-message'] as const)
@@ -75,7 +78,7 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
           ctx.notes.push(
             `tracing inbox check failed: ${result.effects} effects for ${config.messages} messages`,
           );
-        inbox[handler][side] = Math.max(inbox[handler][side], result.msgsPerS);
+        inbox[handler][side].push(result.msgsPerS);
       }
     for (const side of sidesOf(pass)) {
       await fillOnceflowOutbox(ctx.pool, ctx.schema, {
@@ -105,23 +108,28 @@ export async function runTracingGroup(ctx: BenchContext): Promise<void> {
       ctx.log(
         `  ${`relay-${label[side]}`.padEnd(30)} ${String(result.events).padStart(7)} events in ${(result.elapsedMs / 1000).toFixed(2)} s = ${Math.round(result.eventsPerS)}/s`,
       );
-      relay[side] = Math.max(relay[side], result.eventsPerS);
+      relay[side].push(result.eventsPerS);
     }
   }
+  // A side's rate is the median of its rounds; an overhead ratio is the median over the rounds of the
+  // side's rate over the plain rate of the same round, so that a burst of load spoils a round, not the figure.
+  const rate = (side: number[]) => round(median(side));
+  const ratio = (of: Record<Side, number[]>, side: Side) =>
+    round(median(of[side].map((value, pass) => value / of.plain[pass]!)), 3);
   const batch = inbox.batch;
   const perMessage = inbox['per-message'];
-  results.inbox_untraced_msgs_per_s = round(batch.plain);
-  results.inbox_traced_msgs_per_s = round(batch.traced);
-  results.inbox_tracing_overhead_ratio = round(batch.traced / batch.plain, 3);
-  results.inbox_observed_msgs_per_s = round(batch.observed);
-  results.inbox_observed_overhead_ratio = round(batch.observed / batch.plain, 3);
-  results.inbox_per_msg_handler_untraced_msgs_per_s = round(perMessage.plain);
-  results.inbox_per_msg_handler_traced_msgs_per_s = round(perMessage.traced);
-  results.inbox_per_msg_handler_tracing_overhead_ratio = round(perMessage.traced / perMessage.plain, 3);
-  results.inbox_per_msg_handler_observed_overhead_ratio = round(perMessage.observed / perMessage.plain, 3);
-  results.relay_untraced_events_per_s = round(relay.plain);
-  results.relay_traced_events_per_s = round(relay.traced);
-  results.relay_tracing_overhead_ratio = round(relay.traced / relay.plain, 3);
-  results.relay_observed_events_per_s = round(relay.observed);
-  results.relay_observed_overhead_ratio = round(relay.observed / relay.plain, 3);
+  results.inbox_untraced_msgs_per_s = rate(batch.plain);
+  results.inbox_traced_msgs_per_s = rate(batch.traced);
+  results.inbox_tracing_overhead_ratio = ratio(batch, 'traced');
+  results.inbox_observed_msgs_per_s = rate(batch.observed);
+  results.inbox_observed_overhead_ratio = ratio(batch, 'observed');
+  results.inbox_per_msg_handler_untraced_msgs_per_s = rate(perMessage.plain);
+  results.inbox_per_msg_handler_traced_msgs_per_s = rate(perMessage.traced);
+  results.inbox_per_msg_handler_tracing_overhead_ratio = ratio(perMessage, 'traced');
+  results.inbox_per_msg_handler_observed_overhead_ratio = ratio(perMessage, 'observed');
+  results.relay_untraced_events_per_s = rate(relay.plain);
+  results.relay_traced_events_per_s = rate(relay.traced);
+  results.relay_tracing_overhead_ratio = ratio(relay, 'traced');
+  results.relay_observed_events_per_s = rate(relay.observed);
+  results.relay_observed_overhead_ratio = ratio(relay, 'observed');
 }
