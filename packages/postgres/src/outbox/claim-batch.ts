@@ -75,8 +75,9 @@ export async function claimOutboxBatch(
 ): Promise<OutboxRow[]> {
   if (options.lanes.length === 0) return [];
   const exclude = options.exclude ?? [];
-  // The query lives in the migration (claim_outbox_topics, 0007), where it can pin its plan: per
-  // lane, a range scan of the (lane, seq) primary key that stops after `limit` rows.
+  // The query lives in the migrations (claim_outbox_topics, 0007, planned with its arguments since
+  // 0008), where it can pin its plan: per lane, a range scan of the (lane, seq) primary key that
+  // stops after `limit` rows, checking each row against the in-flight seqs through a hash table.
   const { rows } = await queryable.query<ClaimedRecord>(
     `SELECT lane, seq, event_id, topic, key, value, header_names, header_values, age_ms
        FROM ${quoteIdentifier(options.schema)}.claim_outbox_topics($1::smallint[], $2::integer, $3::bigint[], $4::text[])`,
