@@ -7,14 +7,16 @@ import type { LaneLease } from './lane-leases';
 const numericArray = (values: readonly (number | string)[]): string => `{${values.join(',')}}`;
 
 // The published ledger (migration 0006), written in the generation's slot, for "where is message X?".
+// The slot, the relay and the publish time are the same for every row of a batch: each is computed once
+// (an init plan), not joined or called per row, which made the ledger cost about a third more.
 const ledgerInsert = (schema: string): string => `
      ledger AS (
-       INSERT INTO ${schema}.outbox_published (event_id, slot, topic, lane, seq, relay, enqueued_at)
-       SELECT d.event_id, g.slot, d.topic, d.lane, d.seq, lease.owner, d.created_at
-         FROM deleted d JOIN lease ON lease.lane = d.lane
-        CROSS JOIN (SELECT (generation % 4)::smallint AS slot FROM ${schema}.outbox_published_generation
-                     ORDER BY generation DESC LIMIT 1) g
-       RETURNING 1),`;
+       INSERT INTO ${schema}.outbox_published (event_id, slot, topic, lane, seq, relay, enqueued_at, published_at)
+       SELECT d.event_id,
+              (SELECT (g.generation % 4)::smallint FROM ${schema}.outbox_published_generation g
+                ORDER BY g.generation DESC LIMIT 1),
+              d.topic, d.lane, d.seq, (SELECT min(owner) FROM lease), d.created_at, (SELECT clock_timestamp())
+         FROM deleted d),`;
 
 /** What {@link settleOutboxBatch} did. */
 export interface SettleResult {
