@@ -243,8 +243,9 @@ export async function runRelayGroup(ctx: BenchContext): Promise<void> {
   // The published ledger's cost: pairs of drains, one with it and one without, back to back (the first
   // of each pair changing every round), so that drift of a shared machine and the outbox's own history
   // weigh on both of a pair alike. The cost is the median of the pairs' costs: a burst of background
-  // load spoils one pair, not the figure.
-  const pairs = config.overheadRounds;
+  // load spoils one pair, not the figure. An even number of pairs: the second drain of a pair tends to
+  // be the faster one (the machine warms up), so each order must count as often as the other.
+  const pairs = config.overheadRounds + (config.overheadRounds % 2);
   const costs: number[] = [];
   let withoutLedger = 0;
   for (let pass = 0; pass < pairs; pass++) {
